@@ -1,0 +1,114 @@
+"""The predictor: the one object that owns a trained model folder.
+
+>>> p = Predictor.from_pretrained("models/default")
+>>> p.predict("@airline my flight is delayed again")[0]["intent"]
+'complaint'
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .backends import load_backend
+from .calibration import softmax
+
+META_FILE = "triage.json"
+URGENCY_NAMES = ["low", "normal", "high", "critical"]
+
+
+class ModelFolderError(ValueError):
+    """A model folder that is missing or cannot be loaded."""
+
+
+def read_metadata(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelFolderError(f"model folder {path} does not exist (train one: python -m training train)")
+    meta_file = path / META_FILE
+    if not meta_file.is_file():
+        raise ModelFolderError(f"model folder {path} has no {META_FILE}; it was not written by `python -m training train`")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelFolderError(f"{meta_file} is not valid JSON: {e}") from e
+    for key in ("labels", "backend", "version"):
+        if key not in meta:
+            raise ModelFolderError(f"{meta_file} lacks the key {key!r}")
+    return meta
+
+
+class Predictor:
+    """Intent and urgency for texts, calibrated, from one forward pass."""
+
+    def __init__(self, backend, meta: dict, path: Path | None = None):
+        self.backend = backend
+        self.meta = meta
+        self.path = path
+        self.labels: list[str] = meta["labels"]
+        self.temperature: float = meta.get("temperature", 1.0)
+        self.thresholds: dict[str, float] = meta.get("thresholds", {})
+        self.also_threshold: float = meta.get("also_threshold", 0.25)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, backend: str | None = None, threads: int | None = None) -> "Predictor":
+        path = Path(path)
+        meta = read_metadata(path)
+        name = backend or meta["backend"]
+        if meta["backend"] == "sklearn" and name != "sklearn":
+            raise ModelFolderError(f"{path} holds a scikit-learn model; backend {name!r} cannot load it")
+        try:
+            engine = load_backend(name, path, threads)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise ModelFolderError(f"cannot load model folder {path} with backend {name!r}: {e}") from e
+        return cls(engine, meta, path)
+
+    @property
+    def version(self) -> str:
+        return self.meta["version"]
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def predict_proba(self, texts: str | list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated intent probabilities (n, labels) and urgency level probabilities (n, 4)."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels))), np.zeros((0, len(URGENCY_NAMES)))
+        logits, urgency = self.backend(texts)
+        return softmax(logits, self.temperature), urgency
+
+    def decide(self, probs: np.ndarray) -> int:
+        """The most probable intent that clears its threshold (argmax when none does)."""
+        for i in np.argsort(-probs):
+            if probs[i] >= self.thresholds.get(self.labels[i], 0.0):
+                return int(i)
+        return int(probs.argmax())
+
+    def predict(self, texts: str | list[str]) -> list[dict]:
+        """One dict a text: intent, scores, also, urgency level, its probabilities and score."""
+        intent_probs, urgency = self.predict_proba(texts)
+        results = []
+        for p, u in zip(intent_probs, urgency):
+            top = self.decide(p)
+            level = int(u.argmax())
+            results.append({
+                "intent": self.labels[top],
+                "scores": {label: round(float(x), 4) for label, x in zip(self.labels, p)},
+                "also": [self.labels[i] for i in np.argsort(-p)
+                         if i != top and p[i] >= self.also_threshold],
+                "urgency": level,
+                "urgency_probs": [round(float(x), 4) for x in u],
+                # Expected level on a 0-1 scale: how far towards critical.
+                "urgency_score": round(float(np.dot(u, np.arange(len(u))) / (len(u) - 1)), 4),
+            })
+        return results
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Copy this model folder to `path` (a new version is made by training, not here)."""
+        import shutil
+
+        if self.path is None:
+            raise ModelFolderError("this predictor was not loaded from a folder")
+        shutil.copytree(self.path, path)

@@ -1,0 +1,49 @@
+"""`python -m service`: run the scoring API (flags mirror the TRIAGE_* environment variables)."""
+
+import argparse
+import logging
+import os
+import sys
+
+from pydantic import ValidationError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description="Social Triage scoring API.")
+    parser.add_argument("--host", help="address to bind (TRIAGE_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (TRIAGE_PORT, default 8000)")
+    parser.add_argument("--model-dir", help="model folder (TRIAGE_MODEL_DIR, default models/default)")
+    parser.add_argument("--routing", help="routing rules YAML (TRIAGE_ROUTING, default: the shipped rules)")
+    parser.add_argument("--workers", type=int, help="worker processes (TRIAGE_WORKERS, default 1)")
+    parser.add_argument("--backend", help="torch, onnx or sklearn (TRIAGE_BACKEND, default: the model's)")
+    parser.add_argument("--threads", type=int, help="inference threads per worker (TRIAGE_THREADS)")
+    args = parser.parse_args(argv)
+    # Flags become environment variables so that every worker process reads the same settings.
+    for name, value in vars(args).items():
+        if value is not None:
+            os.environ[f"TRIAGE_{name.upper()}"] = str(value)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from model import ModelFolderError, read_metadata
+
+    from .routing import Rules, RulesError
+    from .settings import Settings
+
+    try:
+        settings = Settings()
+        meta = read_metadata(settings.model_dir)
+        Rules.load(settings.routing).check_labels(meta["labels"])
+    except (ValidationError, ModelFolderError, RulesError) as e:
+        print(f"error: cannot start: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    import uvicorn
+
+    uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_level="warning", timeout_graceful_shutdown=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The FastAPI app: scoring, routing, info, health, metrics and hot reload."""
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import signal
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from model import ModelFolderError, Predictor, read_metadata
+
+from .batcher import MicroBatcher
+from .routing import URGENCY_NAMES, Rules, RulesError
+from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Post, ReloadRequest, Score
+from .settings import Settings
+
+log = logging.getLogger("service")
+
+TEXT_REASONS = [
+    "text reads as low urgency: no reply needed soon",
+    "text reads as a routine request",
+    "text reads as urgent: blocked now, escalating, or ready to buy",
+    "text reads as critical: safety, security, fraud, legal or public risk",
+]
+# Posts used to check a model before it serves (start-up warm-up and hot reload).
+SAMPLE_POSTS = ["@brand my order never arrived and nobody answers", "how do I reset my password?",
+                "love the new app, thanks!", "what does the family plan cost? want to switch today", "lol ok"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error_type: str, message: str, headers: dict | None = None):
+        self.status, self.error_type, self.message, self.headers = status, error_type, message, headers
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("triage_requests", "HTTP requests", ["route", "status"], registry=r)
+        self.latency = Histogram("triage_request_seconds", "Request latency", ["route"], registry=r,
+                                 buckets=(.002, .005, .01, .02, .03, .05, .1, .2, .5, 1, 2, 5, 10))
+        self.posts = Counter("triage_posts_scored", "Posts scored", ["intent", "urgency"], registry=r)
+        self.batch = Histogram("triage_inference_batch_posts", "Posts per inference batch", registry=r,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+        self.model = Gauge("triage_model_info", "Model in service", ["version"], registry=r)
+
+
+class ModelHolder:
+    """The predictor in service; a reload swaps the reference in one assignment."""
+
+    def __init__(self):
+        self.predictor: Predictor | None = None
+        self.error: str | None = None
+        self.lock = asyncio.Lock()
+
+
+def load_checked(path: Path, settings: Settings, rules: Rules) -> Predictor:
+    """Load a model folder and prove it works on sample posts before it serves."""
+    predictor = Predictor.from_pretrained(path, backend=settings.backend, threads=settings.threads)
+    rules.check_labels(predictor.labels)
+    for result in predictor.predict(SAMPLE_POSTS):
+        total = sum(result["scores"].values())
+        if result["intent"] not in predictor.labels or not 0.98 < total < 1.02:
+            raise ModelFolderError(f"{path}: the model gives invalid scores on sample posts ({total:.3f})")
+    return predictor
+
+
+def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
+    """The app. Tests pass a ready `predictor`; otherwise the model loads in the background at start."""
+    settings = settings or Settings()
+    rules = Rules.load(settings.routing)
+    holder, metrics = ModelHolder(), Metrics()
+    batcher = MicroBatcher(holder, settings.micro_batch_size, settings.micro_batch_wait_ms / 1000)
+    batcher.on_batch = metrics.batch.observe
+    scoring_keys = settings.scoring_keys()
+
+    def serve(p: Predictor) -> None:
+        holder.predictor = p
+        metrics.model.clear()
+        metrics.model.labels(p.version).set(1)
+
+    async def load_at_start():
+        try:
+            serve(await asyncio.to_thread(load_checked, settings.model_dir, settings, rules))
+            log.info(json.dumps({"event": "model_loaded", "version": holder.predictor.version}))
+        except Exception as e:
+            holder.error = str(e)
+            log.error(json.dumps({"event": "model_load_failed", "error": str(e)}))
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        loader = None
+        if predictor is not None:
+            rules.check_labels(predictor.labels)
+            serve(predictor)
+        else:
+            read_metadata(settings.model_dir)  # a missing folder stops start-up here, with its name
+            loader = asyncio.create_task(load_at_start())
+        yield
+        if loader:
+            loader.cancel()
+        await batcher.stop()
+
+    app = FastAPI(title="Social Triage", version="1", lifespan=lifespan,
+                  description="Scores customer social media posts: intent, urgency, and the queue that gets them.",
+                  responses={422: {"model": Error}, 401: {"model": Error}, 403: {"model": Error},
+                             413: {"model": Error}, 503: {"model": Error}})
+    app.state.settings, app.state.holder, app.state.rules = settings, holder, rules
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
+
+    # ---- errors: one JSON shape -------------------------------------------------------------
+    def error(status, error_type, message, detail=None, headers=None):
+        body = {"error": message, "error_type": error_type}
+        if detail is not None:
+            body["detail"] = detail
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, exc: ApiError):
+        return error(exc.status, exc.error_type, exc.message, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(e["type"] == "too_long" and tuple(e["loc"][:2]) == ("body", "posts") for e in errors):
+            return error(413, "too_many_posts", f"a batch holds at most {MAX_BATCH} posts")
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+        first = detail[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return error(422, "validation_error", f"{where}: {first['msg']}", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc: StarletteHTTPException):
+        return error(exc.status_code, "http_error", str(exc.detail))
+
+    # ---- middleware: body limit, request log, metrics ---------------------------------------------
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            response = error(413, "body_too_large", f"request body over {settings.max_body_bytes} bytes")
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        path = route.path if route else "unmatched"
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(elapsed)
+        response.headers["x-request-id"] = request_id
+        entry = {"request_id": request_id, "method": request.method, "route": path,
+                 "status": response.status_code, "latency_ms": round(elapsed * 1000, 2),
+                 "posts": getattr(request.state, "posts", 0)}
+        if settings.log_text and getattr(request.state, "texts", None):
+            entry["texts"] = request.state.texts
+        log.info(json.dumps(entry))
+        return response
+
+    # ---- dependencies ------------------------------------------------------------------------------
+    def check_key(request: Request, keys: list[str]) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer KEY'",
+                           {"WWW-Authenticate": "Bearer"})
+        # Compare with every key so the time taken does not say which one was close.
+        matched = False
+        for key in keys:
+            matched |= hmac.compare_digest(token.encode(), key.encode())
+        if not matched:
+            raise ApiError(403, "forbidden", "API key not accepted")
+
+    def require_key(request: Request) -> None:
+        if scoring_keys:
+            check_key(request, scoring_keys + settings.admin_keys)
+
+    def require_admin(request: Request) -> None:
+        if settings.admin_keys:
+            check_key(request, settings.admin_keys)
+        elif scoring_keys:
+            raise ApiError(403, "forbidden", "admin endpoints are off: set TRIAGE_ADMIN_KEYS")
+
+    def ready_predictor() -> Predictor:
+        if holder.predictor is None:
+            raise ApiError(503, "not_ready", holder.error or "the model is still loading; retry shortly",
+                           {"Retry-After": "2"})
+        return holder.predictor
+
+    # ---- scoring -------------------------------------------------------------------------------------
+    def to_score(post: Post, result: dict, p: Predictor) -> Score:
+        text_level = result["urgency"]
+        followers = post.author.followers if post.author else None
+        verified = bool(post.author and post.author.verified)
+        interactions = post.engagement.shares + post.engagement.replies if post.engagement else None
+        level, reasons = rules.escalate(result["intent"], text_level, followers, verified, interactions)
+        route = rules.route(result["intent"], level)
+        metrics.posts.labels(result["intent"], str(level)).inc()
+        return Score(
+            id=post.id, intent=result["intent"], scores=result["scores"], also=result["also"],
+            urgency={"level": level, "name": URGENCY_NAMES[level], "score": result["urgency_score"],
+                     "reasons": [TEXT_REASONS[text_level]] + reasons},
+            route={"queue": route.queue, "priority": route.priority,
+                   "respond_within_minutes": route.respond_within_minutes},
+            model_version=p.version)
+
+    async def score_posts(request: Request, posts: list[Post]) -> tuple[list[Score], Predictor]:
+        ready_predictor()
+        request.state.posts = len(posts)
+        if settings.log_text:
+            request.state.texts = [p.text for p in posts]
+        results, p = await batcher.submit([post.text for post in posts])
+        return [to_score(post, r, p) for post, r in zip(posts, results)], p
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+
+    @v1.post("/score", response_model=Score, summary="Score one post")
+    async def score(post: Post, request: Request) -> Score:
+        return (await score_posts(request, [post]))[0][0]
+
+    @v1.post("/score/batch", response_model=BatchScore, summary=f"Score 1 to {MAX_BATCH} posts, in order")
+    async def score_batch(batch: Batch, request: Request) -> BatchScore:
+        results, p = await score_posts(request, batch.posts)
+        return BatchScore(results=results, model_version=p.version)
+
+    @v1.get("/info", summary="Model, labels, limits and routing rules")
+    async def info() -> dict:
+        p = ready_predictor()
+        return {
+            "model": {"name": p.meta.get("name"), "version": p.version, "backend": p.backend_name,
+                      "created": p.meta.get("created"), "base_model": p.meta.get("base_model")},
+            "labels": p.labels, "urgency_levels": URGENCY_NAMES,
+            "limits": {"max_text_chars": MAX_TEXT, "max_batch_posts": MAX_BATCH,
+                       "max_body_bytes": settings.max_body_bytes},
+            "routing": rules.model_dump(by_alias=True),
+        }
+
+    @v1.post("/admin/reload", summary="Load a model folder, check it, and swap it in",
+             dependencies=[Depends(require_admin)])
+    async def reload(body: ReloadRequest | None = None) -> dict:
+        path = Path(body.model_dir) if body and body.model_dir else settings.model_dir
+        if holder.lock.locked():
+            raise ApiError(409, "reload_in_progress", "another reload is running")
+        async with holder.lock:
+            previous = holder.predictor.version if holder.predictor else None
+            try:
+                new = await asyncio.to_thread(load_checked, path, settings, rules)
+            except (ModelFolderError, RulesError, OSError, ValueError) as e:
+                raise ApiError(422, "bad_model", f"model not swapped, still serving {previous}: {e}") from e
+            serve(new)
+        log.info(json.dumps({"event": "model_reloaded", "version": new.version, "previous": previous}))
+        return {"model_version": new.version, "previous_version": previous, "model_dir": str(path)}
+
+    app.include_router(v1)
+
+    # ---- operations ----------------------------------------------------------------------------------
+    @app.get("/health", summary="The process is up")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="503 until the model is loaded and warmed up")
+    async def ready():
+        if holder.predictor is None:
+            return error(503, "not_ready", holder.error or "model loading")
+        return {"status": "ready", "model_version": holder.predictor.version}
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,63 @@
+"""Gathers concurrent requests into micro-batches for the predictor, off the event loop."""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+
+class MicroBatcher:
+    """Up to `max_size` posts or `max_wait` seconds per batch; one inference at a time."""
+
+    def __init__(self, holder, max_size: int, max_wait: float):
+        self.holder = holder
+        self.max_size = max_size
+        self.max_wait = max_wait
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.task: asyncio.Task | None = None
+        self.on_batch = None  # callback(size) for metrics
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+        self.executor.shutdown(wait=True)
+
+    async def submit(self, texts: list[str]):
+        """Predictions for `texts` and the predictor that made them."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await self.queue.get()]
+            size = len(items[0][0])
+            deadline = loop.time() + self.max_wait
+            while size < self.max_size:
+                remaining = deadline - loop.time()
+                try:
+                    item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(
+                        self.queue.get(), remaining)
+                except (asyncio.QueueEmpty, TimeoutError):
+                    break
+                items.append(item)
+                size += len(item[0])
+            predictor = self.holder.predictor  # a reload swaps this; the batch keeps the one it took
+            texts = [t for batch, _ in items for t in batch]
+            try:
+                results = await loop.run_in_executor(self.executor, predictor.predict, texts)
+            except Exception as e:  # hand the failure to every waiting request
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            if self.on_batch:
+                self.on_batch(len(texts))
+            start = 0
+            for batch, future in items:
+                if not future.done():
+                    future.set_result((results[start:start + len(batch)], predictor))
+                start += len(batch)

@@ -1,0 +1,45 @@
+"""All service settings in one place: `TRIAGE_*` environment variables, `.env`, or CLI flags."""
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from .routing import DEFAULT_RULES
+
+
+def _split(value):
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    model_dir: Path = Path("models/default")
+    routing: Path = DEFAULT_RULES
+    workers: int = Field(1, ge=1, le=64)
+    backend: str | None = Field(None, description="torch, onnx or sklearn; default: the model folder's own")
+    threads: int | None = Field(None, ge=1, description="intra-op threads for inference; default: all cores")
+    micro_batch_size: int = Field(32, ge=1, le=512)
+    micro_batch_wait_ms: float = Field(3.0, ge=0, le=1000)
+    max_batch_posts: int = Field(512, ge=1)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    api_keys: Annotated[list[str], NoDecode] = []
+    api_keys_file: Path | None = None
+    admin_keys: Annotated[list[str], NoDecode] = []
+    cors_origins: Annotated[list[str], NoDecode] = []
+    log_text: bool = Field(False, description="include post text in request logs (debugging only)")
+
+    _split_lists = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(_split)
+
+    def scoring_keys(self) -> list[str]:
+        keys = list(self.api_keys)
+        if self.api_keys_file:
+            keys += [k.strip() for k in self.api_keys_file.read_text().splitlines()
+                     if k.strip() and not k.startswith("#")]
+        return keys

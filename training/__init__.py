@@ -1,0 +1,1 @@
+"""Training: labeled posts to a versioned model folder (`python -m training --help`)."""

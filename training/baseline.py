@@ -1,0 +1,31 @@
+"""The scikit-learn baseline: TF-IDF over words and characters, logistic regression for each head."""
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, make_pipeline
+
+
+def make_classifier(seed: int = 42):
+    features = FeatureUnion([
+        ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=True)),
+        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)),
+    ])
+    return make_pipeline(features, LogisticRegression(C=5.0, max_iter=2000, class_weight="balanced",
+                                                      random_state=seed))
+
+
+def fit(texts: list[str], labels: list[str], urgency: np.ndarray, seed: int = 42):
+    """Intent and urgency classifiers; rows with urgency -1 are left out of the urgency one."""
+    intent = make_classifier(seed).fit(texts, labels)
+    known = urgency >= 0
+    urg = make_classifier(seed).fit([t for t, k in zip(texts, known) if k], urgency[known])
+    return intent, urg
+
+
+def save(models, folder: Path) -> None:
+    import joblib
+
+    joblib.dump(models, folder / "sklearn.joblib")

@@ -1,0 +1,119 @@
+"""`python -m training`: check data, train models, export them."""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Social Triage training: labeled posts to a versioned model folder.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def check(
+    files: Annotated[list[Path], typer.Argument(help="Labeled files: .csv, .jsonl or .parquet.")],
+    text_column: Annotated[str, typer.Option(help="Column holding the post text.")] = "text",
+    intent_column: Annotated[str, typer.Option(help="Column holding the intent label.")] = "intent",
+    urgency_column: Annotated[str, typer.Option(help="Column holding urgency 0-3 (may be empty).")] = "urgency",
+    min_per_class: Annotated[int, typer.Option(help="Fewest training rows an intent may have.")] = 10,
+):
+    """Check labeled posts: schema, labels, urgency 0-3, empty or duplicate texts, rows per intent."""
+    from .data import Columns, DataError, check_posts, load_posts
+
+    try:
+        df = load_posts(files, Columns(text_column, intent_column, urgency_column))
+    except DataError as e:
+        _fail(str(e))
+    report = check_posts(df, min_per_class)
+    print(json.dumps(report.counts, indent=2, ensure_ascii=False))
+    for w in report.warnings:
+        typer.secho(f"warning: {w}", fg="yellow")
+    if not report.ok:
+        for e in report.errors:
+            typer.secho(f"error: {e}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.secho(f"ok: {report.counts['rows']} rows pass the check", fg="green")
+
+
+def _parse_thresholds(values: list[str]) -> dict[str, float]:
+    out = {}
+    for v in values:
+        label, sep, number = v.partition("=")
+        try:
+            out[label.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep:
+            _fail(f"--threshold {v!r}: write LABEL=PROBABILITY, e.g. sales_lead=0.6")
+    return out
+
+
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Option("--data", help="Labeled file (.csv/.jsonl/.parquet); repeat for more.")],
+    out: Annotated[Path, typer.Option(help="Model folder to write, e.g. models/NAME.")],
+    backend: Annotated[str, typer.Option(help="'transformer' (fine-tuned encoder) or 'sklearn' (TF-IDF baseline).")] = "transformer",
+    base_model: Annotated[Optional[Path], typer.Option(help="Local BERT-like checkpoint folder; default: the bundled MiniLM.")] = None,
+    init_from: Annotated[Optional[Path], typer.Option(help="Continue from an earlier model folder (same or extended labels).")] = None,
+    text_column: Annotated[str, typer.Option(help="Column holding the post text.")] = "text",
+    intent_column: Annotated[str, typer.Option(help="Column holding the intent label.")] = "intent",
+    urgency_column: Annotated[str, typer.Option(help="Column holding urgency 0-3; empty rows train only the intent head.")] = "urgency",
+    epochs: Annotated[float, typer.Option(help="Most epochs (early stopping may end sooner).")] = 6.0,
+    batch_size: Annotated[int, typer.Option(help="Posts per training step.")] = 32,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 8e-5,
+    max_length: Annotated[int, typer.Option(help="Tokens kept per post.")] = 128,
+    validation_fraction: Annotated[float, typer.Option(help="Share of training rows held out, stratified by intent.")] = 0.1,
+    patience: Annotated[int, typer.Option(help="Epochs without a better validation macro-F1 before stopping.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    min_per_class: Annotated[int, typer.Option(help="Fewest training rows an intent may have.")] = 10,
+    threshold: Annotated[list[str], typer.Option(help="LABEL=P: say LABEL only at probability P or more; repeatable.")] = [],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
+    export_onnx: Annotated[bool, typer.Option(help="Also export model.onnx (and int8) for the fast backend.")] = False,
+):
+    """Train a model folder from labeled posts, evaluate it and print the scores."""
+    from .args import TrainArgs
+    from .data import DataError
+    from .train import train as run
+
+    started = time.time()
+    try:
+        args = TrainArgs(data=[str(p) for p in data], out=str(out), backend=backend,
+                         base_model=str(base_model) if base_model else None,
+                         init_from=str(init_from) if init_from else None,
+                         text_column=text_column, intent_column=intent_column, urgency_column=urgency_column,
+                         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
+                         validation_fraction=validation_fraction, patience=patience, seed=seed,
+                         min_per_class=min_per_class, thresholds=_parse_thresholds(threshold),
+                         overwrite=overwrite, export_onnx=export_onnx)
+        run(args)
+    except (ValueError, FileExistsError, OSError) as e:
+        _fail(str(e))
+    print(f"wall time: {time.time() - started:.0f} s")
+
+
+@app.command("export-onnx")
+def export_onnx_cmd(
+    model: Annotated[Path, typer.Option(help="Trained model folder (torch backend).")],
+):
+    """Export the model's both heads to ONNX (fp32 and int8) inside the model folder."""
+    from .onnx_export import export_onnx
+
+    try:
+        export_onnx(model)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(app())

@@ -1,0 +1,213 @@
+"""One labeled file (or several) in, one versioned model folder out."""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from eval.metrics import headline, intent_metrics, urgency_metrics
+from model import META_FILE, URGENCY_NAMES, Predictor
+from model.calibration import expected_calibration_error, fit_temperature, softmax
+
+from . import baseline
+from .args import TrainArgs
+from .data import Columns, DataError, check_posts, load_posts, parse_urgency
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def prepare(args: TrainArgs) -> tuple[pd.DataFrame, list[str]]:
+    """Load and check the data; stop before training when anything is wrong."""
+    df = load_posts(args.data, Columns(args.text_column, args.intent_column, args.urgency_column))
+    report = check_posts(df, args.min_per_class)
+    for w in report.warnings:
+        print(f"warning: {w}")
+    if not report.ok:
+        raise DataError("the training data has problems:\n- " + "\n- ".join(report.errors))
+    labels = sorted(df["intent"].unique())
+    df["label"] = df["intent"].map({label: i for i, label in enumerate(labels)})
+    df["urgency_id"] = df["urgency"].map(lambda v: -1 if parse_urgency(v) is None else parse_urgency(v))
+    return df, labels
+
+
+def split(df: pd.DataFrame, args: TrainArgs):
+    """Train, validation (stratified by intent, carved from train) and test (rows marked test)."""
+    test = df[df["split"] == "test"]
+    pool = df[df["split"] != "test"]
+    if (pool["split"] == "validation").any():
+        return pool[pool["split"] == "train"], pool[pool["split"] == "validation"], test
+    train, val = train_test_split(pool, test_size=args.validation_fraction,
+                                  stratify=pool["label"], random_state=args.seed)
+    return train, val, test
+
+
+def evaluate(predictor: Predictor, frame: pd.DataFrame) -> dict:
+    if frame.empty:
+        return {}
+    preds = predictor.predict(frame["text"].tolist())
+    intent = intent_metrics(frame["intent"].tolist(), [p["intent"] for p in preds], predictor.labels)
+    known = frame["urgency_id"].to_numpy() >= 0
+    urgency = urgency_metrics(frame["urgency_id"].to_numpy()[known],
+                              np.array([p["urgency"] for p in preds])[known])
+    return {"headline": headline(intent, urgency), "intent": intent, "urgency": urgency}
+
+
+def _baseline_f1(train, val, args) -> float:
+    intent, _ = baseline.fit(train["text"].tolist(), train["intent"].tolist(),
+                             train["urgency_id"].to_numpy(), args.seed)
+    return intent_metrics(val["intent"].tolist(), intent.predict(val["text"].tolist()).tolist(),
+                          sorted(train["intent"].unique()))["macro_f1"]
+
+
+def train(args: TrainArgs) -> Path:
+    """Train, calibrate, evaluate, and move the finished folder into place."""
+    started = time.time()
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    df, labels = prepare(args)
+    train_df, val_df, test_df = split(df, args)
+    print(f"rows: {len(train_df)} train, {len(val_df)} validation, {len(test_df)} test; "
+          f"intents: {', '.join(labels)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as e:
+        raise OSError(f"cannot write into {out.parent}: {e.strerror}") from e
+    try:
+        if args.backend == "sklearn":
+            models = baseline.fit(train_df["text"].tolist(), train_df["intent"].tolist(),
+                                  train_df["urgency_id"].to_numpy(), args.seed)
+            baseline.save(models, tmp)
+            val_logits = np.log(np.clip(models[0].predict_proba(val_df["text"].tolist()), 1e-9, 1))
+            backend = "sklearn"
+        else:
+            from .transformer import fit_transformer
+
+            val_logits = fit_transformer(args, labels, train_df, val_df, tmp)
+            backend = "torch"
+        val_y = val_df["label"].to_numpy()
+        temperature = fit_temperature(val_logits, val_y) if backend == "torch" else 1.0
+        calibration = {
+            "temperature": temperature,
+            "ece_before": expected_calibration_error(softmax(val_logits), val_y),
+            "ece_after": expected_calibration_error(softmax(val_logits, temperature), val_y),
+        }
+        meta = {
+            "name": out.name, "backend": backend, "labels": labels, "urgency_levels": URGENCY_NAMES,
+            "temperature": temperature, "thresholds": args.thresholds, "also_threshold": args.also_threshold,
+            "max_length": args.max_length,
+        }
+        (tmp / META_FILE).write_text(json.dumps({**meta, "version": "pending"}))
+        predictor = Predictor.from_pretrained(tmp)
+        metrics = {"validation": evaluate(predictor, val_df), "test": evaluate(predictor, test_df),
+                   "calibration": calibration}
+        metrics["validation"]["baseline_macro_f1"] = (
+            metrics["validation"]["headline"]["intent_macro_f1"] if backend == "sklearn"
+            else _baseline_f1(train_df, val_df, args))
+        created = datetime.now(timezone.utc)
+        digest = hashlib.sha256(json.dumps([args.to_dict(), [sha256(p) for p in args.data]],
+                                           sort_keys=True).encode()).hexdigest()[:8]
+        meta.update({
+            "version": f"{out.name}-{created:%Y%m%d%H%M%S}-{digest}",
+            "created": created.isoformat(timespec="seconds"),
+            "base_model": args.init_from or args.base_model if backend == "torch" else None,
+            "training_args": args.to_dict(),
+            "data": [{"path": str(p), "sha256": sha256(p),
+                      "rows": int((df["source_file"] == str(p)).sum())} for p in args.data],
+            "rows": {"train": len(train_df), "validation": len(val_df), "test": len(test_df)},
+            "metrics": metrics,
+            "train_seconds": round(time.time() - started, 1),
+            "versions": _versions(),
+        })
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        (tmp / "README.md").write_text(model_card(meta))
+        if args.export_onnx and backend == "torch":
+            from .onnx_export import export_onnx
+
+            export_onnx(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _print_summary(meta)
+    return out
+
+
+def _versions() -> dict:
+    import sklearn
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "scikit-learn": sklearn.__version__}
+
+
+def _print_summary(meta: dict) -> None:
+    m = meta["metrics"]
+    val = m["validation"]["headline"]
+    print(f"\nmodel {meta['version']} ({meta['backend']}) written in {meta['train_seconds']:.0f} s")
+    print(f"validation intent macro-F1: {meta['backend']} {val['intent_macro_f1']:.3f} | "
+          f"tf-idf baseline {m['validation']['baseline_macro_f1']:.3f}")
+    print(f"calibration ECE: {m['calibration']['ece_before']:.3f} before, {m['calibration']['ece_after']:.3f} after "
+          f"(temperature {m['calibration']['temperature']:.2f})")
+    if m["test"]:
+        print("test split: " + ", ".join(f"{k} {v:.3f}" for k, v in m["test"]["headline"].items()))
+
+
+def model_card(meta: dict) -> str:
+    m = meta["metrics"]
+    rows = []
+    for split_name in ("validation", "test"):
+        for k, v in m[split_name].get("headline", {}).items():
+            rows.append(f"| {split_name} | {k} | {v:.3f} |")
+    data = "\n".join(f"- `{d['path']}`: {d['rows']} rows, sha256 `{d['sha256'][:16]}…`" for d in meta["data"])
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+tags: [social-triage]
+---
+# {meta['name']} ({meta['version']})
+
+Social Triage classifier: intent ({', '.join(meta['labels'])}) and urgency (0-3) of social media posts,
+from one forward pass. Backend: `{meta['backend']}`. Base model: `{meta['base_model']}`.
+Created {meta['created']} in {meta['train_seconds']:.0f} s.
+
+## Evaluation
+| split | metric | value |
+|---|---|---|
+{chr(10).join(rows)}
+
+TF-IDF baseline, validation intent macro-F1: {m['validation']['baseline_macro_f1']:.3f}.
+Calibration: temperature {m['calibration']['temperature']:.2f}, expected calibration error
+{m['calibration']['ece_before']:.3f} before and {m['calibration']['ece_after']:.3f} after.
+
+## Data
+{data}
+
+Rows: {meta['rows']['train']} train, {meta['rows']['validation']} validation, {meta['rows']['test']} test.
+
+## Use
+```python
+from model import Predictor
+Predictor.from_pretrained("{meta['name']}").predict("@airline my bag is lost")
+```
+`transformers.pipeline("text-classification", model=DIR)` gives the intent (uncalibrated) and ignores urgency.
+"""

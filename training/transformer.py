@@ -1,0 +1,122 @@
+"""Fine-tuning the encoder with both heads through the Hugging Face Trainer.
+
+The Trainer gives GPU use, data-parallel training under `torchrun`/`accelerate launch`,
+length grouping, early stopping and the progress bar.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from datasets import Dataset
+from sklearn.utils.class_weight import compute_class_weight
+from transformers import (AutoConfig, AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
+                          TrainingArguments, set_seed)
+from transformers.utils import logging as hf_logging
+
+from eval.metrics import intent_metrics, urgency_metrics
+from model.network import TriageModel, urgency_probs
+
+from .args import TrainArgs
+
+
+def load_start(args: TrainArgs, labels: list[str]) -> TriageModel:
+    """The base encoder with fresh heads, or an earlier model whose label rows are carried over."""
+    id2label = dict(enumerate(labels))
+    label2id = {label: i for i, label in id2label.items()}
+    if args.init_from is None:
+        config = AutoConfig.from_pretrained(args.base_model, num_labels=len(labels), id2label=id2label,
+                                            label2id=label2id)
+        config.urgency_levels = 4
+        return TriageModel.from_pretrained(args.base_model, config=config)
+    old = TriageModel.from_pretrained(args.init_from)
+    old_labels = [old.config.id2label[i] for i in range(old.config.num_labels)]
+    if old_labels == labels:
+        return old
+    model = TriageModel.from_pretrained(args.init_from, num_labels=len(labels), id2label=id2label,
+                                        label2id=label2id, ignore_mismatched_sizes=True)
+    with torch.no_grad():
+        for i, label in enumerate(labels):
+            if label in old_labels:
+                j = old_labels.index(label)
+                model.classifier.weight[i] = old.classifier.weight[j]
+                model.classifier.bias[i] = old.classifier.bias[j]
+    print(f"init from {args.init_from}: kept {len(set(labels) & set(old_labels))} intent rows, "
+          f"new: {sorted(set(labels) - set(old_labels)) or 'none'}")
+    return model
+
+
+def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, val_df: pd.DataFrame,
+                    out: Path) -> np.ndarray:
+    """Train into `out` (weights, tokenizer, config); returns the validation intent logits."""
+    set_seed(args.seed)
+    hf_logging.set_verbosity_error()
+    tokenizer = AutoTokenizer.from_pretrained(args.init_from or args.base_model)
+    model = load_start(args, labels)
+    weights = compute_class_weight("balanced", classes=np.arange(len(labels)), y=train_df["label"].to_numpy())
+    model.class_weights = torch.tensor(weights, dtype=torch.float32)
+    model.urgency_weight = args.urgency_weight
+
+    def to_dataset(frame: pd.DataFrame) -> Dataset:
+        ds = Dataset.from_dict({"text": frame["text"].tolist(), "labels": frame["label"].tolist(),
+                                "urgency": frame["urgency_id"].tolist()})
+        return ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
+                      batched=True, remove_columns=["text"])
+
+    train_ds, val_ds = to_dataset(train_df), to_dataset(val_df)
+
+    def compute_metrics(ev):
+        logits, cumulative = ev.predictions
+        y, urgency = ev.label_ids
+        pred = logits.argmax(-1)
+        intent = intent_metrics([labels[i] for i in y], [labels[i] for i in pred], labels)
+        levels = urgency_probs(torch.as_tensor(cumulative)).argmax(-1).numpy()
+        known = urgency >= 0
+        urg = urgency_metrics(urgency[known], levels[known]) if known.any() else {}
+        return {"macro_f1": intent["macro_f1"], "accuracy": intent["accuracy"],
+                "urgency_qwk": urg.get("qwk", 0.0)}
+
+    targs = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=128,
+        learning_rate=args.learning_rate,
+        warmup_steps=0.06,
+        weight_decay=0.01,
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        train_sampling_strategy="group_by_length",
+        label_names=["labels", "urgency"],
+        logging_steps=20,
+        report_to="none",
+        seed=args.seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds,
+                      data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
+                      compute_metrics=compute_metrics,
+                      callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
+    trainer.train()
+    if not trainer.is_world_process_zero():
+        return np.zeros((len(val_df), len(labels)))
+    logits = trainer.predict(val_ds).predictions[0]
+    trainer.model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    # The pipeline loads the folder as a plain sequence classifier and ignores the urgency head.
+    config = json.loads((out / "config.json").read_text())
+    config["architectures"] = ["BertForSequenceClassification"]
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    import shutil
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return logits
