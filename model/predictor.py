@@ -12,6 +12,7 @@ import numpy as np
 
 from .backends import load_backend
 from .calibration import softmax
+from .text import normalize
 
 META_FILE = "triage.json"
 URGENCY_NAMES = ["low", "normal", "high", "critical"]
@@ -76,7 +77,7 @@ class Predictor:
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             return np.zeros((0, len(self.labels))), np.zeros((0, len(URGENCY_NAMES)))
-        logits, urgency = self.backend(texts)
+        logits, urgency = self.backend([normalize(t) for t in texts])
         return softmax(logits, self.temperature), urgency
 
     def decide(self, probs: np.ndarray) -> int:

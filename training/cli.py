@@ -25,6 +25,7 @@ def check(
     intent_column: Annotated[str, typer.Option(help="Column holding the intent label.")] = "intent",
     urgency_column: Annotated[str, typer.Option(help="Column holding urgency 0-3 (may be empty).")] = "urgency",
     min_per_class: Annotated[int, typer.Option(help="Fewest training rows an intent may have.")] = 10,
+    near_duplicates: Annotated[bool, typer.Option(help="Also measure near-duplicates (word 3-gram Jaccard >= 0.8).")] = False,
 ):
     """Check labeled posts: schema, labels, urgency 0-3, empty or duplicate texts, rows per intent."""
     from .data import Columns, DataError, check_posts, load_posts
@@ -35,6 +36,8 @@ def check(
         _fail(str(e))
     report = check_posts(df, min_per_class)
     print(json.dumps(report.counts, indent=2, ensure_ascii=False))
+    if near_duplicates:
+        _report_near_duplicates(df["text"].fillna("").tolist())
     for w in report.warnings:
         typer.secho(f"warning: {w}", fg="yellow")
     if not report.ok:
@@ -42,6 +45,19 @@ def check(
             typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(1)
     typer.secho(f"ok: {report.counts['rows']} rows pass the check", fg="green")
+
+
+def _report_near_duplicates(texts: list[str]) -> None:
+    from .data import near_duplicates
+
+    pairs = near_duplicates(texts)
+    n = len(texts)
+    involved = {i for a, b, _ in pairs for i in (a, b)}
+    print(f"near-duplicates (word 3-gram Jaccard >= 0.8, @handles and links masked): {len(pairs)} pairs "
+          f"of {n * (n - 1) // 2:,} ({len(pairs) / max(n * (n - 1) // 2, 1):.5%}); "
+          f"{len(involved)} of {n} posts ({len(involved) / max(n, 1):.2%}) have a near-duplicate")
+    for a, b, sim in pairs[:10]:
+        print(f"  {sim:.2f}  row {a + 1}: {texts[a][:70]!r}  ~  row {b + 1}: {texts[b][:70]!r}")
 
 
 def _parse_thresholds(values: list[str]) -> dict[str, float]:

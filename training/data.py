@@ -188,3 +188,37 @@ def _safe_urgency(value):
         return parse_urgency(value)
     except ValueError:
         return None
+
+
+MASK = re.compile(r"@\w+|https?://\S+|www\.\S+")
+
+
+def shingles(text: str, n: int = 3) -> set[str]:
+    """Word n-grams with @handles and links masked, so that only the writing counts."""
+    words = MASK.sub(" ", text.lower()).split()
+    if len(words) < n:
+        return {" ".join(words)} if words else set()
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def near_duplicates(texts: list[str], threshold: float = 0.8) -> list[tuple[int, int, float]]:
+    """Pairs of texts whose word-3-gram Jaccard similarity is at least `threshold`.
+
+    MinHash LSH proposes candidates; the exact Jaccard decides.
+    """
+    from datasketch import MinHash, MinHashLSH
+
+    sets = [shingles(t) for t in texts]
+    lsh = MinHashLSH(threshold=threshold * 0.9, num_perm=128)
+    pairs = []
+    for i, s in enumerate(sets):
+        if not s:
+            continue
+        m = MinHash(num_perm=128)
+        m.update_batch([g.encode() for g in s])
+        for j in lsh.query(m):
+            sim = len(s & sets[j]) / len(s | sets[j])
+            if sim >= threshold:
+                pairs.append((j, i, sim))
+        lsh.insert(i, m)
+    return pairs

@@ -16,6 +16,8 @@ from sklearn.model_selection import train_test_split
 
 from eval.metrics import headline, intent_metrics, urgency_metrics
 from model import META_FILE, URGENCY_NAMES, Predictor
+from model.backends import load_backend
+from model.text import normalize
 from model.calibration import expected_calibration_error, fit_temperature, softmax
 
 from . import baseline
@@ -39,6 +41,7 @@ def prepare(args: TrainArgs) -> tuple[pd.DataFrame, list[str]]:
         print(f"warning: {w}")
     if not report.ok:
         raise DataError("the training data has problems:\n- " + "\n- ".join(report.errors))
+    df["text"] = df["text"].map(normalize)
     labels = sorted(df["intent"].unique())
     df["label"] = df["intent"].map({label: i for i, label in enumerate(labels)})
     df["urgency_id"] = df["urgency"].map(lambda v: -1 if parse_urgency(v) is None else parse_urgency(v))
@@ -94,13 +97,14 @@ def train(args: TrainArgs) -> Path:
             models = baseline.fit(train_df["text"].tolist(), train_df["intent"].tolist(),
                                   train_df["urgency_id"].to_numpy(), args.seed)
             baseline.save(models, tmp)
-            val_logits = np.log(np.clip(models[0].predict_proba(val_df["text"].tolist()), 1e-9, 1))
             backend = "sklearn"
         else:
             from .transformer import fit_transformer
 
-            val_logits = fit_transformer(args, labels, train_df, val_df, tmp)
+            fit_transformer(args, labels, train_df, val_df, tmp)
             backend = "torch"
+        # Raw logits through the same backend that will serve the folder.
+        val_logits, _ = load_backend(backend, tmp)(val_df["text"].tolist())
         val_y = val_df["label"].to_numpy()
         temperature = fit_temperature(val_logits, val_y) if backend == "torch" else 1.0
         calibration = {

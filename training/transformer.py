@@ -49,8 +49,8 @@ def load_start(args: TrainArgs, labels: list[str]) -> TriageModel:
 
 
 def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, val_df: pd.DataFrame,
-                    out: Path) -> np.ndarray:
-    """Train into `out` (weights, tokenizer, config); returns the validation intent logits."""
+                    out: Path) -> None:
+    """Train into `out` (weights, tokenizer, config)."""
     set_seed(args.seed)
     hf_logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(args.init_from or args.base_model)
@@ -108,8 +108,7 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
                       callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
     trainer.train()
     if not trainer.is_world_process_zero():
-        return np.zeros((len(val_df), len(labels)))
-    logits = trainer.predict(val_ds).predictions[0]
+        return
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     # The pipeline loads the folder as a plain sequence classifier and ignores the urgency head.
@@ -119,4 +118,3 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
     import shutil
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return logits

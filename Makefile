@@ -1,0 +1,36 @@
+# The README's commands. Everything installs into .venv; nothing downloads model weights.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install model retrain serve test check-data lint
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The default model is trained once from the bundled posts (about 10 minutes on 2 cores).
+models/default/triage.json: | $(VENV)/.installed
+	$(PY) -m training train --data data/posts.csv --out models/default --overwrite
+
+model: models/default/triage.json
+
+retrain: $(VENV)/.installed
+	$(PY) -m training train --data data/posts.csv --out models/default --overwrite
+
+serve: model
+	$(PY) -m service
+
+test: model
+	$(PY) -m pytest -q
+
+check-data: $(VENV)/.installed
+	$(PY) -m training check data/posts.csv --near-duplicates
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .

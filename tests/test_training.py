@@ -1,0 +1,107 @@
+"""Training writes complete, loadable, versioned folders, and refuses bad input."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from model import META_FILE, ModelFolderError, Predictor
+from training.args import TrainArgs
+from training.cli import app
+from training.data import DataError
+from training.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def test_transformer_folder_is_complete(tiny_model):
+    names = {p.name for p in tiny_model.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", META_FILE, "README.md"} <= names
+    assert not any(n.startswith(".") or n == "checkpoints" for n in names)
+    meta = json.loads((tiny_model / META_FILE).read_text())
+    config = json.loads((tiny_model / "config.json").read_text())
+    assert meta["labels"] == sorted(["complaint", "question", "praise", "sales_lead", "other"])
+    assert [config["id2label"][str(i)] for i in range(5)] == meta["labels"]
+    assert meta["version"].startswith("tiny-") and meta["temperature"] > 0
+    assert meta["data"][0]["sha256"] and meta["data"][0]["rows"] == 200
+    for key in ("validation", "test", "calibration"):
+        assert key in meta["metrics"]
+    assert "baseline_macro_f1" in meta["metrics"]["validation"]
+
+
+def test_predictor_gives_both_heads(tiny_model):
+    p = Predictor.from_pretrained(tiny_model)
+    out = p.predict(["@SkyFly my bag is lost", "thanks!"])
+    assert len(out) == 2
+    for r in out:
+        assert r["intent"] in p.labels and abs(sum(r["scores"].values()) - 1) < 1e-3
+        assert r["urgency"] in range(4) and abs(sum(r["urgency_probs"]) - 1) < 1e-3
+        assert 0 <= r["urgency_score"] <= 1
+    intent, urgency = p.predict_proba("one text")
+    assert intent.shape == (1, 5) and urgency.shape == (1, 4)
+
+
+def test_pipeline_loads_the_folder(tiny_model):
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=str(tiny_model))
+    p = Predictor.from_pretrained(tiny_model)
+    texts = ["@SkyFly my bag is lost", "do you have the blue dress in size 10?"]
+    assert [r["label"] for r in clf(texts)] == [r["intent"] for r in p.predict(texts)]
+
+
+def test_sklearn_backend_same_format(sklearn_model):
+    p = Predictor.from_pretrained(sklearn_model)
+    assert p.backend_name == "sklearn"
+    assert p.predict("my order is late")[0]["intent"] in p.labels
+
+
+def test_refuses_to_overwrite(tiny_model, small_posts):
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        train(TrainArgs(data=[str(small_posts)], out=str(tiny_model), backend="sklearn"))
+
+
+def test_bad_data_stops_before_training(tmp_path, small_posts):
+    df = pd.read_csv(small_posts, keep_default_na=False)
+    df.loc[3, "urgency"] = 9
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    with pytest.raises(DataError, match="bad.csv row 4"):
+        train(TrainArgs(data=[str(bad)], out=str(tmp_path / "m")))
+    assert not (tmp_path / "m").exists()
+    assert not any(tmp_path.glob(".m.tmp-*"))
+
+
+def test_invalid_arguments_name_the_value(small_posts, tmp_path):
+    with pytest.raises(ValueError, match="learning_rate=5.0"):
+        TrainArgs(data=[str(small_posts)], out=str(tmp_path / "m"), learning_rate=5.0)
+    result = CliRunner().invoke(app, ["train", "--data", str(small_posts), "--out", str(tmp_path / "m"),
+                                      "--threshold", "sales_lead"])
+    assert result.exit_code == 2 and "LABEL=PROBABILITY" in result.output
+
+
+def test_thresholds_are_stored_and_applied(small_posts, tmp_path):
+    out = tmp_path / "th"
+    train(TrainArgs(data=[str(small_posts)], out=str(out), backend="sklearn", thresholds={"sales_lead": 0.99}))
+    p = Predictor.from_pretrained(out)
+    assert p.thresholds == {"sales_lead": 0.99}
+    texts = pd.read_csv(small_posts, keep_default_na=False).query("intent == 'sales_lead'")["text"].tolist()
+    assert all(r["intent"] != "sales_lead" or r["scores"]["sales_lead"] >= 0.99 for r in p.predict(texts))
+
+
+def test_init_from_extends_the_label_set(tiny_model, small_posts, tmp_path):
+    df = pd.read_csv(small_posts, keep_default_na=False)
+    df.loc[df.index[:15], "intent"] = "refund_request"
+    df.loc[df.index[:15], "also"] = ""
+    data = tmp_path / "extended.csv"
+    df.to_csv(data, index=False)
+    out = tmp_path / "extended"
+    train(TrainArgs(data=[str(data)], out=str(out), init_from=str(tiny_model), epochs=1, max_length=32))
+    p = Predictor.from_pretrained(out)
+    assert "refund_request" in p.labels and len(p.labels) == 6
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        Predictor.from_pretrained(tmp_path / "nope")
