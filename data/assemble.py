@@ -1,7 +1,7 @@
 """Assembles data/posts.csv from the writers' batches (data/parts/*.jsonl, not kept in git).
 
 Run once when posts are added: `python data/assemble.py`. Ids are stable for posts already in
-posts.csv; the test split (15%, stratified by intent and urgency) is drawn with a fixed seed.
+posts.csv; the test split (15%, stratified by intent and high urgency) is drawn with a fixed seed.
 """
 
 import json
@@ -30,9 +30,7 @@ def main() -> int:
     dropped = int(key.duplicated().sum())
     df = df[~key.duplicated()].reset_index(drop=True)
     df["id"] = [f"st{i:05d}" for i in range(1, len(df) + 1)]
-    strata = df["intent"] + "-" + df["urgency"].astype(str)
-    small = strata.map(strata.value_counts()) < 8
-    strata[small] = df["intent"][small]
+    strata = df["intent"] + "-" + (df["urgency"].astype(int) >= 2).astype(str)
     _, test = train_test_split(df.index, test_size=0.15, stratify=strata, random_state=20261125)
     df["split"] = "train"
     df.loc[test, "split"] = "test"

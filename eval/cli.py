@@ -80,6 +80,74 @@ def compare(
         typer.secho("gate passed: B is not worse than A beyond the tolerances", fg="green")
 
 
+@app.command("complaints-acl2019")
+def complaints_acl2019(
+    data: Annotated[Path, typer.Option(help="The ACL 2019 complaints file (id, text, complaint, domain).")] = (
+        SHARED / "complaints-acl2019.csv"),
+    folds: Annotated[int, typer.Option(help="How many of the 10 folds to run (fewer for a quick check).")] = 10,
+    epochs: Annotated[float, typer.Option(help="Most training epochs per fold.")] = 4.0,
+    baseline_only: Annotated[bool, typer.Option(help="Run only the TF-IDF baseline.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the results as JSON here.")] = None,
+):
+    """Reproduce the published protocol: 10-fold CV of complaint vs not, next to the published table."""
+    import json
+
+    from .acl2019 import print_table, run
+
+    if not data.is_file():
+        _fail(f"{data} not found; the file lives in ../shared/data/")
+    if not 1 <= folds <= 10:
+        _fail("--folds must be between 1 and 10")
+    result = run(data, folds=folds, epochs=epochs, transformer=not baseline_only)
+    print_table(result)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+
+
+@app.command()
+def bench(
+    model: Annotated[Path, typer.Option(help="Model folder (transformer).")] = Path("models/default"),
+    posts: Annotated[int, typer.Option(help="Posts for batched runs and agreement.")] = 2000,
+    single: Annotated[int, typer.Option(help="Posts scored one at a time in-process.")] = 300,
+    requests: Annotated[int, typer.Option(help="Single-post HTTP requests per concurrency level.")] = 2000,
+    batch: Annotated[int, typer.Option(help="Batch size for batched runs.")] = 32,
+    max_seconds: Annotated[float, typer.Option(help="Upper bound on each HTTP load run.")] = 60.0,
+    service_backend: Annotated[str, typer.Option(help="Backend of the HTTP service: torch, onnx or onnx-int8.")] = "onnx",
+    threads: Annotated[Optional[int], typer.Option(help="Inference threads (default: all cores).")] = None,
+    http: Annotated[bool, typer.Option(help="Also benchmark the running HTTP service.")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the results as JSON here.")] = None,
+):
+    """Posts/s and p50/p95/p99 latency: plain pipeline, our predictor per backend, and the HTTP service."""
+    import json
+
+    from model import read_metadata
+
+    from . import bench as b
+
+    meta = read_metadata(model)
+    if meta["backend"] != "torch":
+        _fail(f"{model} is a {meta['backend']} model; bench compares transformer backends")
+    if not (model / "model.int8.onnx").is_file():
+        from training.onnx_export import export_onnx
+
+        print("exporting ONNX files into the model folder first")
+        export_onnx(model)
+    texts, source = b.bench_texts(posts)
+    rows = b.bench_pipeline(model, texts, single, batch)
+    variants = [("torch fp32", "torch", None), ("onnx fp32", "onnx", "fp32"), ("onnx int8", "onnx", "int8")]
+    predictor_rows, _ = b.bench_predictor(model, texts, single, batch, variants, threads)
+    rows += predictor_rows
+    if http:
+        backend, _, precision = service_backend.partition("-")
+        rows += b.bench_http(model, texts, backend, precision or None, requests, batch, max_seconds, threads)
+    result = {"source": source, "texts": len(texts), "cpus": os.cpu_count(), "rows": rows}
+    b.print_table(result)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

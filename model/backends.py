@@ -56,10 +56,12 @@ def load_backend(name: str, path: Path, threads: int | None = None):
     if threads:
         torch.set_num_threads(threads)
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    backends = {"torch": TorchBackend, "sklearn": SklearnBackend}
+    if name == "torch":
+        return TorchBackend(path)
+    if name == "sklearn":
+        return SklearnBackend(path)
     if name == "onnx":
         from .onnx_backend import OnnxBackend
-        backends["onnx"] = OnnxBackend
-    if name not in backends:
-        raise ValueError(f"unknown backend {name!r}; choose one of torch, onnx, sklearn")
-    return backends[name](path)
+
+        return OnnxBackend(path, threads=threads)
+    raise ValueError(f"unknown backend {name!r}; choose one of torch, onnx, sklearn")

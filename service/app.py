@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         if loader:
             loader.cancel()
         await batcher.stop()
+        log.info(json.dumps({"event": "stopped", "drained": True}))
 
     app = FastAPI(title="Social Triage", version="1", lifespan=lifespan,
                   description="Scores customer social media posts: intent, urgency, and the queue that gets them.",

@@ -19,7 +19,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 def small_posts(tmp_path_factory) -> Path:
     """A stratified sample of the bundled posts: enough to train in seconds."""
     df = pd.read_csv(POSTS, keep_default_na=False)
-    sample = df.groupby("intent", group_keys=False).apply(lambda g: g.sample(40, random_state=0))
+    sample = df.groupby("intent").sample(40, random_state=0)
     path = tmp_path_factory.mktemp("data") / "small.csv"
     sample.to_csv(path, index=False)
     return path

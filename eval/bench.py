@@ -1,0 +1,209 @@
+"""`python -m eval bench`: speed on this machine, on real posts, against a plain transformers pipeline.
+
+All load goes to 127.0.0.1, bounded in requests and seconds.
+"""
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def bench_texts(limit: int = 2000) -> tuple[list[str], str]:
+    """Real tweets when ../shared/data is there, else the bundled test split."""
+    source = SHARED / "complaints-acl2019.csv"
+    if source.is_file():
+        texts = pd.read_csv(source, keep_default_na=False)["text"].tolist()
+    else:
+        source = ROOT / "data" / "posts.csv"
+        df = pd.read_csv(source, keep_default_na=False)
+        texts = df.loc[df["split"] == "test", "text"].tolist()
+    rng = np.random.default_rng(0)
+    texts = [texts[i] for i in rng.permutation(len(texts))]
+    while len(texts) < limit:
+        texts += texts
+    return texts[:limit], str(source)
+
+
+def summarize(name: str, latencies: list[float], posts: int, seconds: float, **extra) -> dict:
+    ms = np.array(latencies) * 1000
+    return {"name": name, "posts_per_s": posts / seconds, "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99)), "posts": posts, **extra}
+
+
+def time_single(fn, texts: list[str]) -> tuple[list[float], float]:
+    fn(texts[:5])  # warm-up
+    latencies, started = [], time.perf_counter()
+    for t in texts:
+        t0 = time.perf_counter()
+        fn([t])
+        latencies.append(time.perf_counter() - t0)
+    return latencies, time.perf_counter() - started
+
+
+def time_batched(fn, texts: list[str], batch: int) -> tuple[list[float], float]:
+    fn(texts[:batch])
+    latencies, started = [], time.perf_counter()
+    for i in range(0, len(texts), batch):
+        t0 = time.perf_counter()
+        fn(texts[i:i + batch])
+        latencies.append(time.perf_counter() - t0)
+    return latencies, time.perf_counter() - started
+
+
+def bench_pipeline(model_dir: Path, texts: list[str], n_single: int, batch: int) -> list[dict]:
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=str(model_dir), device="cpu")
+    lat, secs = time_single(lambda x: clf(x), texts[:n_single])
+    rows = [summarize("transformers.pipeline, one post at a time", lat, len(lat), secs)]
+    lat, secs = time_batched(lambda x: clf(x, batch_size=batch), texts, batch)
+    rows.append(summarize(f"transformers.pipeline, batch {batch}", lat, len(texts), secs))
+    return rows
+
+
+def agreement(reference: list[dict], other: list[dict]) -> dict:
+    return {"intent_agreement": float(np.mean([a["intent"] == b["intent"] for a, b in zip(reference, other)])),
+            "urgency_agreement": float(np.mean([a["urgency"] == b["urgency"] for a, b in zip(reference, other)]))}
+
+
+def bench_predictor(model_dir: Path, texts: list[str], n_single: int, batch: int, variants: list[tuple],
+                    threads: int | None) -> tuple[list[dict], dict]:
+    rows, reference = [], None
+    for label, backend, precision in variants:
+        if precision:
+            os.environ["TRIAGE_ONNX_PRECISION"] = precision
+        p = Predictor.from_pretrained(model_dir, backend=backend, threads=threads)
+        os.environ.pop("TRIAGE_ONNX_PRECISION", None)
+        preds = p.predict(texts)
+        reference = reference or preds
+        agree = agreement(reference, preds)
+        lat, secs = time_single(p.predict, texts[:n_single])
+        rows.append(summarize(f"predictor {label}, one post", lat, len(lat), secs, **agree))
+        lat, secs = time_batched(p.predict, texts, batch)
+        rows.append(summarize(f"predictor {label}, batch {batch}", lat, len(texts), secs, **agree))
+    return rows, reference
+
+
+# ---- HTTP load: a small keep-alive HTTP/1.1 client, so the load generator costs little CPU --------------
+class Connection:
+    def __init__(self, port: int):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+                          + b"\r\n\r\n" + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        return status, await self.reader.readexactly(length)
+
+
+async def _load(port: int, bodies: list[bytes], path: str, concurrency: int, max_seconds: float):
+    queue = list(reversed(bodies))
+    latencies, errors = [], 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def client():
+        nonlocal errors
+        conn = Connection(port)
+        while queue and time.perf_counter() < deadline:
+            body = queue.pop()
+            t0 = time.perf_counter()
+            status, _ = await conn.post(path, body)
+            latencies.append(time.perf_counter() - t0)
+            errors += status != 200
+        if conn.writer:
+            conn.writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - started, errors
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_http(model_dir: Path, texts: list[str], backend: str | None, precision: str | None,
+               requests: int, batch: int, max_seconds: float, threads: int | None) -> list[dict]:
+    port = free_port()
+    env = {**os.environ, "TRIAGE_MODEL_DIR": str(model_dir), "TRIAGE_PORT": str(port)}
+    if backend:
+        env["TRIAGE_BACKEND"] = backend
+    if precision:
+        env["TRIAGE_ONNX_PRECISION"] = precision
+    if threads:
+        env["TRIAGE_THREADS"] = str(threads)
+    server = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    rows = []
+    try:
+        _wait_ready(port, server)
+        singles = [json.dumps({"text": t}).encode() for t in texts]
+        asyncio.run(_load(port, singles[:50], "/v1/score", 4, 30))  # warm-up
+        for concurrency in (1, 16, 64):
+            n = requests // 4 if concurrency == 1 else requests
+            lat, secs, errors = asyncio.run(_load(port, singles[:n], "/v1/score", concurrency, max_seconds))
+            rows.append(summarize(f"HTTP /v1/score, {concurrency} concurrent clients", lat, len(lat), secs,
+                                  errors=errors))
+        bodies = [json.dumps({"posts": [{"text": t} for t in texts[i:i + batch]]}).encode()
+                  for i in range(0, len(texts), batch)]
+        lat, secs, errors = asyncio.run(_load(port, bodies, "/v1/score/batch", 2, max_seconds))
+        rows.append(summarize(f"HTTP /v1/score/batch, {batch} posts a request, 2 clients", lat,
+                              len(lat) * batch, secs, errors=errors))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return rows
+
+
+def _wait_ready(port: int, server: subprocess.Popen, timeout: float = 120) -> None:
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the service exited: {server.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the service did not become ready in time")
+
+
+def print_table(result: dict) -> None:
+    base = result["rows"][0]["posts_per_s"]
+    print(f"\nbench on {result['texts']} posts from {result['source']} ({result['cpus']} CPUs)")
+    print(f"{'':<58}{'posts/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'x base':>8}{'agree':>14}")
+    for r in result["rows"]:
+        agree = (f"{100 * r['intent_agreement']:.1f}/{100 * r['urgency_agreement']:.1f}%"
+                 if "intent_agreement" in r else "")
+        errors = f"  errors {r['errors']}" if r.get("errors") else ""
+        print(f"{r['name']:<58}{r['posts_per_s']:>9.0f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+              f"{r['posts_per_s'] / base:>7.1f}x{agree:>14}{errors}")
+    print("x base: posts/s over the plain pipeline one post at a time; agree: intent/urgency agreement with "
+          "the torch fp32 predictor")

@@ -1,0 +1,82 @@
+"""The real server process: start, score over HTTP, reload, shut down cleanly."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(model_dir, *extra, env=None):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "service", "--port", str(port), "--model-dir", str(model_dir),
+                             *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(url, proc, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("server not ready in time")
+
+
+def test_serve_score_reload_and_stop(tiny_model, sklearn_model):
+    proc, url = start(tiny_model, env={"TRIAGE_ADMIN_KEYS": "adm", "TRIAGE_API_KEYS": "key"})
+    try:
+        wait_ready(url, proc)
+        auth = {"Authorization": "Bearer key"}
+        r = httpx.post(f"{url}/v1/score", json={"text": "@SkyFly lost my bag"}, headers=auth)
+        assert r.status_code == 200 and r.json()["intent"]
+        old = r.json()["model_version"]
+        r = httpx.post(f"{url}/v1/score/batch", json={"posts": [{"text": "a"}, {"text": "b"}]}, headers=auth)
+        assert len(r.json()["results"]) == 2
+        r = httpx.post(f"{url}/v1/admin/reload", json={"model_dir": str(sklearn_model)},
+                       headers={"Authorization": "Bearer adm"}, timeout=60)
+        assert r.status_code == 200 and r.json()["previous_version"] == old
+        r = httpx.post(f"{url}/v1/score", json={"text": "hi"}, headers=auth)
+        assert r.json()["model_version"] != old
+        assert "triage_requests_total" in httpx.get(f"{url}/metrics").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; "stopped" is logged once requests are drained.
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert '"event": "stopped"' in out
+    assert '"route": "/v1/score"' in out and "@SkyFly" not in out
+
+
+def test_missing_model_stops_startup(tmp_path):
+    proc, _ = start(tmp_path / "nope")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "nope does not exist" in out
+
+
+def test_broken_routing_stops_startup(tiny_model, tmp_path):
+    rules = tmp_path / "r.yaml"
+    rules.write_text("routes:\n  - {intents: [complaint], queue: x, priority: P0, respond_within_minutes: 5}\n")
+    proc, _ = start(tiny_model, "--routing", str(rules))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "line 2" in out and "priority" in out
