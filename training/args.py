@@ -24,12 +24,14 @@ class TrainArgs:
     epochs: float = 6.0
     batch_size: int = 32
     learning_rate: float = 8e-5
+    head_learning_rate: float = 1e-3
     max_length: int = 128
     validation_fraction: float = 0.1
     patience: int = 2
     seed: int = 42
     min_per_class: int = 10
     urgency_weight: float = 1.0
+    class_weights: str = "sqrt"
     thresholds: dict[str, float] = field(default_factory=dict)
     also_threshold: float = 0.25
     overwrite: bool = False
@@ -44,6 +46,7 @@ class TrainArgs:
             ("epochs", self.epochs > 0, "must be > 0"),
             ("batch_size", self.batch_size >= 1, "must be >= 1"),
             ("learning_rate", 0 < self.learning_rate < 1, "must be between 0 and 1"),
+            ("head_learning_rate", 0 < self.head_learning_rate < 1, "must be between 0 and 1"),
             ("max_length", 8 <= self.max_length <= 512, "must be between 8 and 512"),
             ("validation_fraction", 0 < self.validation_fraction < 0.5, "must be between 0 and 0.5"),
             ("patience", self.patience >= 1, "must be >= 1"),
@@ -54,6 +57,8 @@ class TrainArgs:
         for name, ok, why in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r} {why}")
+        if self.class_weights not in ("balanced", "sqrt", "none"):
+            raise ValueError(f"class_weights must be balanced, sqrt or none, got {self.class_weights!r}")
         for label, value in self.thresholds.items():
             if not 0 <= value <= 1:
                 raise ValueError(f"threshold for {label!r} is {value}; it must be between 0 and 1")

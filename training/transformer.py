@@ -48,6 +48,37 @@ def load_start(args: TrainArgs, labels: list[str]) -> TriageModel:
     return model
 
 
+def init_urgency_thresholds(model: TriageModel, urgency: np.ndarray) -> None:
+    """Start each threshold at the logit of the training share above it.
+
+    Adam moves a parameter by about the learning rate per step, so thresholds left at a generic start
+    would barely move in a short fine-tuning; starting from the data's cumulative rates fixes that.
+    """
+    known = urgency[urgency >= 0]
+    if len(known) == 0:
+        return
+    above = np.array([(known > k).mean() for k in range(model.urgency_levels - 1)]).clip(0.01, 0.99)
+    with torch.no_grad():
+        model.urgency_bias.copy_(torch.tensor(np.log(above / (1 - above)), dtype=torch.float32))
+
+
+def head_optimizer(model: TriageModel, args: TrainArgs) -> torch.optim.Optimizer:
+    """AdamW with a larger learning rate for the freshly initialised heads than for the encoder."""
+    heads, decay, no_decay = [], [], []
+    for name, param in model.named_parameters():
+        if name.startswith(("classifier", "urgency_")):
+            heads.append(param)
+        elif param.ndim < 2 or "LayerNorm" in name:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return torch.optim.AdamW([
+        {"params": decay, "lr": args.learning_rate, "weight_decay": 0.01},
+        {"params": no_decay, "lr": args.learning_rate, "weight_decay": 0.0},
+        {"params": heads, "lr": args.head_learning_rate, "weight_decay": 0.0},
+    ])
+
+
 def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, val_df: pd.DataFrame,
                     out: Path) -> None:
     """Train into `out` (weights, tokenizer, config)."""
@@ -56,8 +87,11 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
     tokenizer = AutoTokenizer.from_pretrained(args.init_from or args.base_model)
     model = load_start(args, labels)
     weights = compute_class_weight("balanced", classes=np.arange(len(labels)), y=train_df["label"].to_numpy())
+    weights = {"balanced": weights, "sqrt": np.sqrt(weights), "none": np.ones_like(weights)}[args.class_weights]
     model.class_weights = torch.tensor(weights, dtype=torch.float32)
     model.urgency_weight = args.urgency_weight
+    if args.init_from is None:
+        init_urgency_thresholds(model, train_df["urgency_id"].to_numpy())
 
     def to_dataset(frame: pd.DataFrame) -> Dataset:
         ds = Dataset.from_dict({"text": frame["text"].tolist(), "labels": frame["label"].tolist(),
@@ -104,7 +138,7 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
     )
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
-                      compute_metrics=compute_metrics,
+                      compute_metrics=compute_metrics, optimizers=(head_optimizer(model, args), None),
                       callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
     trainer.train()
     if not trainer.is_world_process_zero():
