@@ -45,13 +45,16 @@ def run(data: str | Path, folds: int = 10, epochs: float = 4.0, seed: int = 42, 
             if not transformer:
                 continue
             fold_file = Path(tmp) / f"fold{k}.csv"
-            pd.DataFrame({"text": df["text"].iloc[train_idx], "intent": [LABELS[v] for v in y[train_idx]]}
-                         ).to_csv(fold_file, index=False)
+            fold = pd.DataFrame({"text": df["text"].iloc[train_idx], "intent": [LABELS[v] for v in y[train_idx]]})
+            # The file repeats some tweets (retweets); the data check rightly refuses duplicate training rows.
+            fold = fold[~fold["text"].str.lower().str.split().str.join(" ").duplicated()]
+            fold.to_csv(fold_file, index=False)
             out = Path(tmp) / f"model{k}"
             train(TrainArgs(data=[str(fold_file)], out=str(out), epochs=epochs, seed=seed))
             p = Predictor.from_pretrained(out)
             probs, _ = p.predict_proba(df["text"].iloc[test_idx].tolist())
             results["transformer"].append(_scores(y[test_idx], probs[:, p.labels.index("complaint")]))
+            tqdm.write(f"fold {k + 1}: transformer {results['transformer'][-1]}, tf-idf {results['tfidf'][-1]}")
     summary = {name: {m: {"mean": float(np.mean([r[m] for r in rs])), "std": float(np.std([r[m] for r in rs]))}
                       for m in ("macro_f1", "accuracy", "roc_auc")}
                for name, rs in results.items() if rs}

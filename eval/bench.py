@@ -82,14 +82,15 @@ def agreement(reference: list[dict], other: list[dict]) -> dict:
 def bench_predictor(model_dir: Path, texts: list[str], n_single: int, batch: int, variants: list[tuple],
                     threads: int | None) -> tuple[list[dict], dict]:
     rows, reference = [], None
-    for label, backend, precision in variants:
-        if precision:
-            os.environ["TRIAGE_ONNX_PRECISION"] = precision
-        p = Predictor.from_pretrained(model_dir, backend=backend, threads=threads)
-        os.environ.pop("TRIAGE_ONNX_PRECISION", None)
+    for backend, precision, margin in variants:
+        p = Predictor.from_pretrained(model_dir, backend=backend, threads=threads, precision=precision,
+                                      margin=margin)
+        label = p.backend_name + (f" (margin {margin})" if margin else "")
         preds = p.predict(texts)
         reference = reference or preds
         agree = agreement(reference, preds)
+        if margin:
+            agree["rescored"] = p.backend.rescored / len(texts)
         lat, secs = time_single(p.predict, texts[:n_single])
         rows.append(summarize(f"predictor {label}, one post", lat, len(lat), secs, **agree))
         lat, secs = time_batched(p.predict, texts, batch)
@@ -146,21 +147,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_http(model_dir: Path, texts: list[str], backend: str | None, precision: str | None,
-               requests: int, batch: int, max_seconds: float, threads: int | None) -> list[dict]:
+def bench_http(model_dir: Path, texts: list[str], variant: tuple, requests: int, batch: int,
+               max_seconds: float, threads: int | None) -> list[dict]:
     port = free_port()
-    env = {**os.environ, "TRIAGE_MODEL_DIR": str(model_dir), "TRIAGE_PORT": str(port)}
-    if backend:
-        env["TRIAGE_BACKEND"] = backend
-    if precision:
-        env["TRIAGE_ONNX_PRECISION"] = precision
+    backend, precision, margin = variant
+    env = {**os.environ, "TRIAGE_MODEL_DIR": str(model_dir), "TRIAGE_PORT": str(port),
+           "TRIAGE_BACKEND": backend, "TRIAGE_PRECISION": precision, "TRIAGE_CASCADE_MARGIN": str(margin)}
     if threads:
         env["TRIAGE_THREADS"] = str(threads)
     server = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     rows = []
     try:
-        _wait_ready(port, server)
+        wait_ready(port, server)
         singles = [json.dumps({"text": t}).encode() for t in texts]
         asyncio.run(_load(port, singles[:50], "/v1/score", 4, 30))  # warm-up
         for concurrency in (1, 16, 64):
@@ -168,6 +167,7 @@ def bench_http(model_dir: Path, texts: list[str], backend: str | None, precision
             lat, secs, errors = asyncio.run(_load(port, singles[:n], "/v1/score", concurrency, max_seconds))
             rows.append(summarize(f"HTTP /v1/score, {concurrency} concurrent clients", lat, len(lat), secs,
                                   errors=errors))
+            print(f"  {rows[-1]['name']}: {rows[-1]['posts_per_s']:.0f} posts/s", flush=True)
         bodies = [json.dumps({"posts": [{"text": t} for t in texts[i:i + batch]]}).encode()
                   for i in range(0, len(texts), batch)]
         lat, secs, errors = asyncio.run(_load(port, bodies, "/v1/score/batch", 2, max_seconds))
@@ -179,13 +179,15 @@ def bench_http(model_dir: Path, texts: list[str], backend: str | None, precision
     return rows
 
 
-def _wait_ready(port: int, server: subprocess.Popen, timeout: float = 120) -> None:
+def wait_ready(port: int, server: subprocess.Popen, timeout: float = 120) -> None:
+    """Until GET /ready answers 200; raises with the server's output if it exits first."""
     import httpx
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"the service exited: {server.stderr.read()[-2000:]}")
+            output = server.stderr.read() if server.stderr else ""
+            raise RuntimeError(f"the service exited: {output[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
                 return
@@ -197,10 +199,11 @@ def _wait_ready(port: int, server: subprocess.Popen, timeout: float = 120) -> No
 
 def print_table(result: dict) -> None:
     base = result["rows"][0]["posts_per_s"]
-    print(f"\nbench on {result['texts']} posts from {result['source']} ({result['cpus']} CPUs)")
+    print(f"\nbench on {result['texts']} posts from {result['source']} ({result['cpus']} CPUs); "
+          f"HTTP service: {result['service']}")
     print(f"{'':<58}{'posts/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'x base':>8}{'agree':>14}")
     for r in result["rows"]:
-        agree = (f"{100 * r['intent_agreement']:.1f}/{100 * r['urgency_agreement']:.1f}%"
+        agree = (f"{100 * r['intent_agreement']:.2f}/{100 * r['urgency_agreement']:.2f}%"
                  if "intent_agreement" in r else "")
         errors = f"  errors {r['errors']}" if r.get("errors") else ""
         print(f"{r['name']:<58}{r['posts_per_s']:>9.0f}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['p99_ms']:>9.1f}"

@@ -113,7 +113,9 @@ def bench(
     requests: Annotated[int, typer.Option(help="Single-post HTTP requests per concurrency level.")] = 2000,
     batch: Annotated[int, typer.Option(help="Batch size for batched runs.")] = 32,
     max_seconds: Annotated[float, typer.Option(help="Upper bound on each HTTP load run.")] = 60.0,
-    service_backend: Annotated[str, typer.Option(help="Backend of the HTTP service: torch, onnx or onnx-int8.")] = "onnx",
+    service: Annotated[str, typer.Option(help="The HTTP service's BACKEND:PRECISION:MARGIN, e.g. onnx:int8:0.2.")] = (
+        "torch:bf16:0.2"),
+    margin: Annotated[float, typer.Option(help="Cascade margin of the low-precision variants.")] = 0.2,
     threads: Annotated[Optional[int], typer.Option(help="Inference threads (default: all cores).")] = None,
     http: Annotated[bool, typer.Option(help="Also benchmark the running HTTP service.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Also write the results as JSON here.")] = None,
@@ -135,13 +137,15 @@ def bench(
         export_onnx(model)
     texts, source = b.bench_texts(posts)
     rows = b.bench_pipeline(model, texts, single, batch)
-    variants = [("torch fp32", "torch", None), ("onnx fp32", "onnx", "fp32"), ("onnx int8", "onnx", "int8")]
+    variants = [("torch", "fp32", 0.0), ("torch", "bf16", 0.0), ("torch", "bf16", margin), ("onnx", "fp32", 0.0),
+                ("onnx", "int8", 0.0), ("onnx", "int8", margin)]
     predictor_rows, _ = b.bench_predictor(model, texts, single, batch, variants, threads)
     rows += predictor_rows
     if http:
-        backend, _, precision = service_backend.partition("-")
-        rows += b.bench_http(model, texts, backend, precision or None, requests, batch, max_seconds, threads)
-    result = {"source": source, "texts": len(texts), "cpus": os.cpu_count(), "rows": rows}
+        backend, precision, service_margin = (service.split(":") + ["fp32", "0"])[:3]
+        rows += b.bench_http(model, texts, (backend, precision, float(service_margin)), requests, batch,
+                             max_seconds, threads)
+    result = {"source": source, "texts": len(texts), "cpus": os.cpu_count(), "service": service, "rows": rows}
     b.print_table(result)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,14 +52,22 @@ class Predictor:
         self.also_threshold: float = meta.get("also_threshold", 0.25)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, backend: str | None = None, threads: int | None = None) -> "Predictor":
+    def from_pretrained(cls, path: str | Path, backend: str | None = None, threads: int | None = None,
+                        precision: str | None = None, margin: float | None = None) -> "Predictor":
+        """Load a model folder. The backend, precision and cascade margin default to the folder's
+        `inference` choice (written by `python -m training export-onnx`), else torch fp32."""
         path = Path(path)
         meta = read_metadata(path)
-        name = backend or meta["backend"]
+        saved = meta.get("inference", {"backend": meta["backend"]})
+        name = backend or saved["backend"]
+        if precision is None:
+            precision = saved.get("precision", "fp32") if name == saved["backend"] else "fp32"
+        if margin is None:
+            margin = saved.get("cascade_margin", 0.0)
         if meta["backend"] == "sklearn" and name != "sklearn":
             raise ModelFolderError(f"{path} holds a scikit-learn model; backend {name!r} cannot load it")
         try:
-            engine = load_backend(name, path, threads)
+            engine = load_backend(name, path, threads, precision, margin)
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise ModelFolderError(f"cannot load model folder {path} with backend {name!r}: {e}") from e
         return cls(engine, meta, path)
@@ -70,7 +78,8 @@ class Predictor:
 
     @property
     def backend_name(self) -> str:
-        return self.backend.name
+        """For example `torch fp32` or `onnx int8+fp32` (a cascade)."""
+        return f"{self.backend.name} {self.backend.precision}"
 
     def predict_proba(self, texts: str | list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated intent probabilities (n, labels) and urgency level probabilities (n, 4)."""

@@ -67,7 +67,8 @@ class ModelHolder:
 
 def load_checked(path: Path, settings: Settings, rules: Rules) -> Predictor:
     """Load a model folder and prove it works on sample posts before it serves."""
-    predictor = Predictor.from_pretrained(path, backend=settings.backend, threads=settings.threads)
+    predictor = Predictor.from_pretrained(path, backend=settings.backend, threads=settings.threads,
+                                         precision=settings.precision, margin=settings.cascade_margin)
     rules.check_labels(predictor.labels)
     for result in predictor.predict(SAMPLE_POSTS):
         total = sum(result["scores"].values())

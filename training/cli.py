@@ -124,12 +124,18 @@ def train(
 @app.command("export-onnx")
 def export_onnx_cmd(
     model: Annotated[Path, typer.Option(help="Trained model folder (torch backend).")],
+    serve: Annotated[Optional[str], typer.Option(help="Also make BACKEND:PRECISION:MARGIN the folder's default "
+                                                      "inference, e.g. onnx:int8:0.2 or torch:bf16:0.2.")] = None,
 ):
     """Export the model's both heads to ONNX (fp32 and int8) inside the model folder."""
     from .onnx_export import export_onnx
 
     try:
-        export_onnx(model)
+        choice = None
+        if serve:
+            backend, precision, margin = (serve.split(":") + ["fp32", "0"])[:3]
+            choice = (backend, precision, float(margin))
+        export_onnx(model, serve=choice)
     except (ValueError, OSError) as e:
         _fail(str(e))
 

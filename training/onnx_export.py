@@ -23,8 +23,11 @@ class _Heads(torch.nn.Module):
         return out.logits, urgency_probs(out.urgency_logits)
 
 
-def export_onnx(folder: str | Path, quantize: bool = True) -> list[Path]:
-    """Write model.onnx (fp32) and model.int8.onnx into the folder; returns the files written."""
+def export_onnx(folder: str | Path, quantize: bool = True, serve: tuple[str, str, float] | None = None) -> list[Path]:
+    """Write model.onnx (fp32) and model.int8.onnx into the folder; returns the files written.
+
+    `serve` = (backend, precision, cascade margin) is stored as the folder's default inference choice.
+    """
     folder = Path(folder)
     meta = read_metadata(folder)
     if meta["backend"] != "torch":
@@ -42,9 +45,17 @@ def export_onnx(folder: str | Path, quantize: bool = True) -> list[Path]:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         int8 = folder / "model.int8.onnx"
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+        import onnx
+
+        # The heads stay fp32: they are tiny, and ORT's fused int8 MatMul cannot add the urgency thresholds.
+        heads = [n.name for n in onnx.load(str(fp32)).graph.node
+                 if "classifier" in n.name or "urgency" in n.name or "pooler" in n.name]
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=heads)
         written.append(int8)
     meta.setdefault("onnx", {})["files"] = [p.name for p in written]
+    if serve:
+        meta["inference"] = {"backend": serve[0], "precision": serve[1], "cascade_margin": serve[2]}
     (folder / META_FILE).write_text(json.dumps(meta, indent=2))
     for p in written:
         print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
