@@ -18,7 +18,7 @@ COLUMNS = ["id", "text", "intent", "also", "urgency", "domain", "channel", "spli
 def main() -> int:
     rows = []
     for part in sorted((HERE / "parts").glob("*.jsonl")):
-        for n, line in enumerate(part.read_text(encoding="utf-8").splitlines(), 1):
+        for line in part.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
                 row["text"] = " ".join(row["text"].split())

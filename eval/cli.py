@@ -3,7 +3,7 @@
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,9 +21,9 @@ def _fail(message: str, code: int = 2) -> None:
 def report(
     model: Annotated[Path, typer.Option(help="Model folder.")] = Path("models/default"),
     data: Annotated[Path, typer.Option(help="Labeled file (.csv/.jsonl/.parquet).")] = SHARED / "dev-intents.csv",
-    out: Annotated[Optional[Path], typer.Option(help="Folder for report.json, report.md and plots; "
+    out: Annotated[Path | None, typer.Option(help="Folder for report.json, report.md and plots; "
                                                      "default reports/MODEL-DATA.")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="torch, onnx or sklearn; default: the model's.")] = None,
+    backend: Annotated[str | None, typer.Option(help="torch, onnx or sklearn; default: the model's.")] = None,
     text_column: Annotated[str, typer.Option(help="Column holding the post text.")] = "text",
     intent_column: Annotated[str, typer.Option(help="Column holding the intent label.")] = "intent",
     urgency_column: Annotated[str, typer.Option(help="Column holding urgency 0-3.")] = "urgency",
@@ -51,7 +51,7 @@ def compare(
     fail_if_worse: Annotated[list[str], typer.Option(help="METRIC:TOLERANCE; exit 1 when B is worse than A "
                                                           "by more than TOLERANCE. Repeatable.")] = [],
     rounds: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 1000,
-    out: Annotated[Optional[Path], typer.Option(help="Also write the comparison as JSON here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the comparison as JSON here.")] = None,
 ):
     """Two models side by side with the difference and its 95% interval; gates a release with --fail-if-worse."""
     import json
@@ -59,7 +59,8 @@ def compare(
     from model import ModelFolderError
     from training.data import DataError
 
-    from .compare import compare as run, gate, print_comparison
+    from .compare import compare as run
+    from .compare import gate, print_comparison
 
     if len(model) != 2:
         _fail("give exactly two models: --model A --model B")
@@ -87,7 +88,7 @@ def complaints_acl2019(
     folds: Annotated[int, typer.Option(help="How many of the 10 folds to run (fewer for a quick check).")] = 10,
     epochs: Annotated[float, typer.Option(help="Most training epochs per fold.")] = 4.0,
     baseline_only: Annotated[bool, typer.Option(help="Run only the TF-IDF baseline.")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Also write the results as JSON here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
 ):
     """Reproduce the published protocol: 10-fold CV of complaint vs not, next to the published table."""
     import json
@@ -114,11 +115,11 @@ def bench(
     batch: Annotated[int, typer.Option(help="Batch size for batched runs.")] = 32,
     max_seconds: Annotated[float, typer.Option(help="Upper bound on each HTTP load run.")] = 60.0,
     service: Annotated[str, typer.Option(help="The HTTP service's BACKEND:PRECISION:MARGIN, e.g. onnx:int8:0.2.")] = (
-        "torch:bf16:0.2"),
+        "torch:bf16:0"),
     margin: Annotated[float, typer.Option(help="Cascade margin of the low-precision variants.")] = 0.2,
-    threads: Annotated[Optional[int], typer.Option(help="Inference threads (default: all cores).")] = None,
+    threads: Annotated[int | None, typer.Option(help="Inference threads (default: all cores).")] = None,
     http: Annotated[bool, typer.Option(help="Also benchmark the running HTTP service.")] = True,
-    out: Annotated[Optional[Path], typer.Option(help="Also write the results as JSON here.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
 ):
     """Posts/s and p50/p95/p99 latency: plain pipeline, our predictor per backend, and the HTTP service."""
     import json

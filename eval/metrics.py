@@ -1,8 +1,14 @@
 """The figures every report, training run and comparison uses, computed one way."""
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, cohen_kappa_score, confusion_matrix, f1_score,
-                             mean_absolute_error, precision_recall_fscore_support)
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    mean_absolute_error,
+    precision_recall_fscore_support,
+)
 
 
 def intent_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:

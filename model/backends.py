@@ -95,10 +95,20 @@ class Cascade:
         return logits, urgency
 
 
+def resolve_precision(name: str, precision: str) -> str:
+    """`auto`: bf16 for torch where the CPU has native bf16 matrix instructions, else fp32."""
+    if precision != "auto":
+        return precision
+    if name == "torch" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
 def load_backend(name: str, path: Path, threads: int | None = None, precision: str = "fp32",
                  margin: float = 0.0):
     if name not in PRECISIONS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(PRECISIONS)}")
+    precision = resolve_precision(name, precision)
     if precision not in PRECISIONS[name]:
         raise ValueError(f"backend {name!r} runs in {' or '.join(PRECISIONS[name])}, not {precision!r}")
     if threads:

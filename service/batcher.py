@@ -5,7 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 class MicroBatcher:
-    """Up to `max_size` posts or `max_wait` seconds per batch; one inference at a time."""
+    """Up to `max_size` posts or `max_wait` seconds per batch; one inference at a time.
+
+    The wait applies only when the last batch gathered several requests (there is concurrency to
+    gather): a lone client's request runs at once.
+    """
 
     def __init__(self, holder, max_size: int, max_wait: float):
         self.holder = holder
@@ -15,6 +19,7 @@ class MicroBatcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.task: asyncio.Task | None = None
         self.on_batch = None  # callback(size) for metrics
+        self.last_requests = 0  # requests in the last batch
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run())
@@ -36,8 +41,9 @@ class MicroBatcher:
             items = [await self.queue.get()]
             size = len(items[0][0])
             deadline = loop.time() + self.max_wait
+            wait = self.last_requests > 1
             while size < self.max_size:
-                remaining = deadline - loop.time()
+                remaining = deadline - loop.time() if wait else 0
                 try:
                     item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(
                         self.queue.get(), remaining)
@@ -45,6 +51,7 @@ class MicroBatcher:
                     break
                 items.append(item)
                 size += len(item[0])
+            self.last_requests = len(items)
             predictor = self.holder.predictor  # a reload swaps this; the batch keeps the one it took
             texts = [t for batch, _ in items for t in batch]
             try:

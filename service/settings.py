@@ -1,10 +1,10 @@
 """All service settings in one place: `TRIAGE_*` environment variables, `.env`, or CLI flags."""
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from .routing import DEFAULT_RULES
 

@@ -46,7 +46,7 @@ def test_pipeline_loads_the_folder(tiny_model):
     from transformers import pipeline
 
     clf = pipeline("text-classification", model=str(tiny_model))
-    p = Predictor.from_pretrained(tiny_model)
+    p = Predictor.from_pretrained(tiny_model, precision="fp32")
     texts = ["@SkyFly my bag is lost", "do you have the blue dress in size 10?"]
     assert [r["label"] for r in clf(texts)] == [r["intent"] for r in p.predict(texts)]
 

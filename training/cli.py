@@ -5,7 +5,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,7 +25,8 @@ def check(
     intent_column: Annotated[str, typer.Option(help="Column holding the intent label.")] = "intent",
     urgency_column: Annotated[str, typer.Option(help="Column holding urgency 0-3 (may be empty).")] = "urgency",
     min_per_class: Annotated[int, typer.Option(help="Fewest training rows an intent may have.")] = 10,
-    near_duplicates: Annotated[bool, typer.Option(help="Also measure near-duplicates (word 3-gram Jaccard >= 0.8).")] = False,
+    near_duplicates: Annotated[bool, typer.Option(help="Also measure near-duplicates (word "
+                                                       "3-gram Jaccard >= 0.8).")] = False,
 ):
     """Check labeled posts: schema, labels, urgency 0-3, empty or duplicate texts, rows per intent."""
     from .data import Columns, DataError, check_posts, load_posts
@@ -77,12 +78,16 @@ def _parse_thresholds(values: list[str]) -> dict[str, float]:
 def train(
     data: Annotated[list[Path], typer.Option("--data", help="Labeled file (.csv/.jsonl/.parquet); repeat for more.")],
     out: Annotated[Path, typer.Option(help="Model folder to write, e.g. models/NAME.")],
-    backend: Annotated[str, typer.Option(help="'transformer' (fine-tuned encoder) or 'sklearn' (TF-IDF baseline).")] = "transformer",
-    base_model: Annotated[Optional[Path], typer.Option(help="Local BERT-like checkpoint folder; default: the bundled MiniLM.")] = None,
-    init_from: Annotated[Optional[Path], typer.Option(help="Continue from an earlier model folder (same or extended labels).")] = None,
+    backend: Annotated[str, typer.Option(help="'transformer' (fine-tuned encoder) or "
+                                              "'sklearn' (TF-IDF baseline).")] = "transformer",
+    base_model: Annotated[Path | None, typer.Option(help="Local BERT-like checkpoint folder; "
+                                                         "default: the bundled MiniLM.")] = None,
+    init_from: Annotated[Path | None, typer.Option(help="Continue from an earlier model folder "
+                                                        "(same or extended labels).")] = None,
     text_column: Annotated[str, typer.Option(help="Column holding the post text.")] = "text",
     intent_column: Annotated[str, typer.Option(help="Column holding the intent label.")] = "intent",
-    urgency_column: Annotated[str, typer.Option(help="Column holding urgency 0-3; empty rows train only the intent head.")] = "urgency",
+    urgency_column: Annotated[str, typer.Option(help="Column holding urgency 0-3; empty rows "
+                                                     "train only the intent head.")] = "urgency",
     epochs: Annotated[float, typer.Option(help="Most epochs (early stopping may end sooner).")] = 6.0,
     batch_size: Annotated[int, typer.Option(help="Posts per training step.")] = 32,
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate of the encoder.")] = 8e-5,
@@ -100,7 +105,6 @@ def train(
 ):
     """Train a model folder from labeled posts, evaluate it and print the scores."""
     from .args import TrainArgs
-    from .data import DataError
     from .train import train as run
 
     started = time.time()
@@ -124,7 +128,7 @@ def train(
 @app.command("export-onnx")
 def export_onnx_cmd(
     model: Annotated[Path, typer.Option(help="Trained model folder (torch backend).")],
-    serve: Annotated[Optional[str], typer.Option(help="Also make BACKEND:PRECISION:MARGIN the folder's default "
+    serve: Annotated[str | None, typer.Option(help="Also make BACKEND:PRECISION:MARGIN the folder's default "
                                                       "inference, e.g. onnx:int8:0.2 or torch:bf16:0.2.")] = None,
 ):
     """Export the model's both heads to ONNX (fp32 and int8) inside the model folder."""

@@ -154,7 +154,7 @@ def check_posts(df: pd.DataFrame, min_per_class: int = 10, max_listed: int = 20)
             if extra not in intents:
                 add(f"'also' names {extra!r}, which no row has as its intent. Fix: use a known intent", row_where)
     trainable = Counter(df["intent"][(df["intent"] != "") & (df["split"] != "test")])
-    for label, n in sorted(intents.items()):
+    for label in sorted(intents):
         if trainable[label] < min_per_class:
             report.errors.append(f"intent {label!r} has {trainable[label]} training rows; at least "
                                  f"{min_per_class} are needed. Fix: label more posts or merge the intent")

