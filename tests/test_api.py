@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from model import Predictor
 from service.app import create_app
+from service.schemas import BatchScore, Score
 from service.settings import Settings
 
 
@@ -44,6 +45,7 @@ def test_score_contract(client, predictor):
     assert set(body["route"]) == {"queue", "priority", "respond_within_minutes"}
     assert body["model_version"] == predictor.version
     assert r.headers["x-request-id"]
+    Score.model_validate(body)  # the service builds its output as dicts; the schema is the contract
 
 
 def test_only_text_is_required(client):
@@ -59,6 +61,7 @@ def test_batch_keeps_order(client, predictor):
     assert [x["id"] for x in body["results"]] == [str(i) for i in range(20)]
     assert [x["intent"] for x in body["results"]] == [p["intent"] for p in predictor.predict(texts)]
     assert body["model_version"] == predictor.version
+    BatchScore.model_validate(body)
 
 
 @pytest.mark.parametrize("payload,where", [
