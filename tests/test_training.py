@@ -53,7 +53,7 @@ def test_pipeline_loads_the_folder(tiny_model):
 
 def test_sklearn_backend_same_format(sklearn_model):
     p = Predictor.from_pretrained(sklearn_model)
-    assert p.backend_name == "sklearn"
+    assert p.backend_name == "sklearn fp32"
     assert p.predict("my order is late")[0]["intent"] in p.labels
 
 
