@@ -85,7 +85,6 @@ class Rules(Strict):
         tiers = [t for t in e.reach if followers is not None and followers >= t.min_followers]
         if tiers:
             reach = max(t.raise_ for t in tiers)
-        if followers:
             reasons.append(f"author reach: {_short(followers)} followers")
         if verified and e.verified_raise:
             reach = max(reach, e.verified_raise)
@@ -94,9 +93,8 @@ class Rules(Strict):
         public = max((t.raise_ for t in tiers), default=0)
         if public:
             reasons.append(f"public visibility: {interactions} shares and replies")
+        # Reasons name every raise that applies, also when the level is already at its top.
         raised = min(3, level + reach + public)
-        if raised == level:
-            reasons = []
         return raised, reasons
 
     def route(self, intent: str, level: int) -> Route:

@@ -33,7 +33,8 @@ def test_reach_and_engagement_raise_urgency_with_reasons(rules):
     assert reasons == ["author reach: 12k followers", "public visibility: 30 shares and replies"]
     assert rules.escalate("complaint", 1, None, True, None) == (2, ["verified author"])
     assert rules.escalate("praise", 0, 1_000_000, True, 500) == (0, [])
-    assert rules.escalate("complaint", 3, 1_000_000, False, None)[0] == 3
+    assert rules.escalate("complaint", 3, 1_000_000, False, None) == (3, ["author reach: 1M followers"])
+    assert rules.escalate("complaint", 1, 500, False, 25) == (2, ["public visibility: 25 shares and replies"])
 
 
 def test_broken_rules_name_the_line(tmp_path):
