@@ -25,6 +25,7 @@ from transformers.utils import logging as hf_logging
 
 from eval.metrics import intent_metrics, urgency_metrics
 from model.network import TriageModel, urgency_probs
+from model.predictor import urgency_level
 
 from .args import TrainArgs
 
@@ -113,7 +114,7 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
         y, urgency = ev.label_ids
         pred = logits.argmax(-1)
         intent = intent_metrics([labels[i] for i in y], [labels[i] for i in pred], labels)
-        levels = urgency_probs(torch.as_tensor(cumulative)).argmax(-1).numpy()
+        levels = urgency_level(urgency_probs(torch.as_tensor(cumulative)).numpy())
         known = urgency >= 0
         urg = urgency_metrics(urgency[known], levels[known]) if known.any() else {}
         return {"macro_f1": intent["macro_f1"], "accuracy": intent["accuracy"],
