@@ -18,10 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from model import ModelFolderError, Predictor, read_metadata
+from model import URGENCY_NAMES, ModelFolderError, Predictor, read_metadata
 
 from .batcher import MicroBatcher
-from .routing import URGENCY_NAMES, Rules, RulesError
+from .routing import Rules, RulesError
 from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Post, ReloadRequest, Score
 from .settings import Settings
 

@@ -7,7 +7,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_RULES = Path(__file__).with_name("routing.yaml")
-URGENCY_NAMES = ["low", "normal", "high", "critical"]
 
 
 class Strict(BaseModel):
