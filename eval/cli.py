@@ -140,8 +140,7 @@ def bench(
     rows = b.bench_pipeline(model, texts, single, batch)
     variants = [("torch", "fp32", 0.0), ("torch", "bf16", 0.0), ("torch", "bf16", margin), ("onnx", "fp32", 0.0),
                 ("onnx", "int8", 0.0), ("onnx", "int8", margin)]
-    predictor_rows, _ = b.bench_predictor(model, texts, single, batch, variants, threads)
-    rows += predictor_rows
+    rows += b.bench_predictor(model, texts, single, batch, variants, threads)
     if http:
         backend, precision, service_margin = (service.split(":") + ["fp32", "0"])[:3]
         rows += b.bench_http(model, texts, (backend, precision, float(service_margin)), requests, batch,

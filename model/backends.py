@@ -6,7 +6,6 @@ through the fast graph, and the close calls (top-two margin under `margin`, inte
 scored again in fp32, so answers stay those of fp32 on nearly every post at close to the fast speed.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from .network import TriageModel, urgency_probs
 PRECISIONS = {"torch": ("fp32", "bf16"), "onnx": ("fp32", "int8"), "sklearn": ("fp32",)}
 
 
-def _in_length_order(texts, batch_size, run):
+def in_length_order(texts, batch_size, run):
     """Run `run` over batches of similar length (less padding); results in the input order."""
     order = np.argsort([len(t) for t in texts], kind="stable")
     out_l, out_u = [None] * len(texts), [None] * len(texts)
@@ -51,7 +50,7 @@ class TorchBackend:
             return out.logits.float().numpy(), urgency_probs(out.urgency_logits.float()).numpy()
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return _in_length_order(texts, self.batch_size, self._run)
+        return in_length_order(texts, self.batch_size, self._run)
 
 
 class SklearnBackend:
@@ -113,7 +112,6 @@ def load_backend(name: str, path: Path, threads: int | None = None, precision: s
         raise ValueError(f"backend {name!r} runs in {' or '.join(PRECISIONS[name])}, not {precision!r}")
     if threads:
         torch.set_num_threads(threads)
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if name == "sklearn":
         return SklearnBackend(path)
     if name == "torch":

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import _in_length_order
+from .backends import in_length_order
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 
@@ -37,4 +37,4 @@ class OnnxBackend:
         return self.session.run(None, feed)
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return _in_length_order(texts, self.batch_size, self._run)
+        return in_length_order(texts, self.batch_size, self._run)
