@@ -104,7 +104,13 @@ class Observe:
 
         length = headers.get(b"content-length", b"")
         limit = self.settings.max_body_bytes
-        if length.isdigit() and int(length) > limit:
+        too_large = length.isdigit() and int(length) > limit
+        if not length and scope["method"] in ("POST", "PUT", "PATCH"):
+            # A chunked upload has no length: read it here, at most one chunk past the limit, then replay it.
+            messages, size = await self._buffer(receive, limit)
+            too_large = size > limit
+            receive = self._replay(messages, receive)
+        if too_large:
             response = JSONResponse({"error": f"request body over {limit} bytes", "error_type": "body_too_large"},
                                     status_code=413)
             await response(scope, receive, send_with_id)
@@ -121,6 +127,25 @@ class Observe:
         if self.settings.log_text and state.get("texts"):
             entry["texts"] = state["texts"]
         log.info(json.dumps(entry))
+
+    @staticmethod
+    async def _buffer(receive, limit: int) -> tuple[list[dict], int]:
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > limit or message["type"] != "http.request" or not message.get("more_body"):
+                return messages, size
+
+    @staticmethod
+    def _replay(messages: list[dict], receive):
+        buffered = iter(messages)
+
+        async def replay():
+            return next(buffered, None) or await receive()
+
+        return replay
 
 
 def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:

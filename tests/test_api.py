@@ -97,6 +97,22 @@ def test_body_size_limit(client):
     assert r.status_code == 413 and r.json()["error_type"] == "body_too_large"
 
 
+def test_body_size_limit_for_chunked_uploads(client):
+    def chunks(n):
+        for _ in range(n):
+            yield b" " * (1024 * 1024)
+
+    r = client.post("/v1/score", content=chunks(9), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error_type"] == "body_too_large"
+
+    def small():
+        yield b'{"text": '
+        yield b'"chunked but small"}'
+
+    r = client.post("/v1/score", content=small(), headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["intent"]
+
+
 def test_escalation_appears_in_reasons(client):
     post = {"text": "@SkyFly my flight is cancelled", "author": {"followers": 250_000, "verified": True}}
     body = client.post("/v1/score", json=post).json()
