@@ -7,16 +7,18 @@ import numpy as np
 import pandas as pd
 
 from model import Predictor
-from model.calibration import expected_calibration_error
+from model.calibration import expected_calibration_error, reliability
 from training.data import Columns, load_posts, parse_urgency
 
 from .metrics import headline, intent_metrics, urgency_metrics
 
 
 def predict_frame(predictor: Predictor, df: pd.DataFrame) -> pd.DataFrame:
-    """The file's rows with the model's intent, urgency and top probability beside them."""
-    preds = predictor.predict(df["text"].tolist())
+    """The file's rows with the model's intent, urgency, intent probabilities and top probability beside them."""
+    probs, urgency = predictor.predict_proba(df["text"].tolist())
+    preds = predictor.results(probs, urgency)
     out = df.copy()
+    out["probs"] = list(probs)
     out["pred_intent"] = [p["intent"] for p in preds]
     out["pred_urgency"] = [p["urgency"] for p in preds]
     out["confidence"] = [max(p["scores"].values()) for p in preds]
@@ -42,21 +44,12 @@ def bootstrap(frame: pd.DataFrame, labels: list[str], rounds: int = 1000, seed: 
     return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in draws.items()}
 
 
-def calibration(frame: pd.DataFrame, predictor: Predictor) -> dict:
-    labels = predictor.labels
+def calibration(frame: pd.DataFrame, labels: list[str]) -> dict:
     y = frame["intent"].map({label: i for i, label in enumerate(labels)})
     known = y.notna()
-    probs, _ = predictor.predict_proba(frame.loc[known, "text"].tolist())
+    probs = np.stack(frame.loc[known, "probs"].to_list())
     y = y[known].astype(int).to_numpy()
-    conf, correct = probs.max(1), probs.argmax(1) == y
-    edges = np.linspace(0, 1, 11)
-    bins = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (conf > lo) & (conf <= hi)
-        if inside.any():
-            bins.append({"from": lo, "to": hi, "n": int(inside.sum()), "confidence": float(conf[inside].mean()),
-                         "accuracy": float(correct[inside].mean())})
-    return {"ece": expected_calibration_error(probs, y), "bins": bins}
+    return {"ece": expected_calibration_error(probs, y), "bins": reliability(probs, y, bins=10)}
 
 
 def slices(frame: pd.DataFrame, labels: list[str]) -> dict:
@@ -154,7 +147,7 @@ def run_report(model_dir: str | Path, data: str | Path, out: str | Path, columns
         "model": {"dir": str(model_dir), "version": predictor.version, "backend": predictor.backend_name},
         "data": str(data), "rows": len(frame), **result,
         "intervals": bootstrap(frame, predictor.labels, rounds),
-        "calibration": calibration(frame, predictor),
+        "calibration": calibration(frame, predictor.labels),
         "slices": slices(frame, predictor.labels),
     }
     if behaviour:

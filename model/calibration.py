@@ -28,14 +28,21 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.clip(log_t.exp().item(), 0.05, 20.0))
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE of the top-class confidence, equal-width bins."""
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[dict]:
+    """Equal-width bins of top-class confidence: posts, mean confidence and accuracy in each."""
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == labels
     edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
+    out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         inside = (conf > lo) & (conf <= hi)
         if inside.any():
-            ece += inside.mean() * abs(correct[inside].mean() - conf[inside].mean())
-    return float(ece)
+            out.append({"from": float(lo), "to": float(hi), "n": int(inside.sum()),
+                        "confidence": float(conf[inside].mean()), "accuracy": float(correct[inside].mean())})
+    return out
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-class confidence, equal-width bins."""
+    return float(sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, labels, bins))
+                 / max(len(labels), 1))

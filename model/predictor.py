@@ -63,7 +63,7 @@ class Predictor:
     def from_pretrained(cls, path: str | Path, backend: str | None = None, threads: int | None = None,
                         precision: str | None = None, margin: float | None = None) -> "Predictor":
         """Load a model folder. The backend, precision and cascade margin default to the folder's
-        `inference` choice (written by `python -m training export-onnx`), else torch fp32."""
+        `inference` choice (written by training, changed by `export-onnx --serve`), else torch fp32."""
         path = Path(path)
         meta = read_metadata(path)
         saved = meta.get("inference", {"backend": meta["backend"]})
@@ -106,7 +106,10 @@ class Predictor:
 
     def predict(self, texts: str | list[str]) -> list[dict]:
         """One dict a text: intent, scores, also, urgency level, its probabilities and score."""
-        intent_probs, urgency = self.predict_proba(texts)
+        return self.results(*self.predict_proba(texts))
+
+    def results(self, intent_probs: np.ndarray, urgency: np.ndarray) -> list[dict]:
+        """The `predict` dicts from `predict_proba`'s output (for callers that also need the raw arrays)."""
         results = []
         for p, u in zip(intent_probs, urgency):
             top = self.decide(p)
