@@ -38,6 +38,14 @@ SAMPLE_POSTS = ["@brand my order never arrived and nobody answers", "how do I re
                 "love the new app, thanks!", "what does the family plan cost? want to switch today", "lol ok"]
 
 
+def error(status: int, error_type: str, message: str, detail=None, headers=None) -> JSONResponse:
+    """The one error shape of the API."""
+    body = {"error": message, "error_type": error_type}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 class ApiError(Exception):
     def __init__(self, status: int, error_type: str, message: str, headers: dict | None = None):
         self.status, self.error_type, self.message, self.headers = status, error_type, message, headers
@@ -111,8 +119,7 @@ class Observe:
             too_large = size > limit
             receive = self._replay(messages, receive)
         if too_large:
-            response = JSONResponse({"error": f"request body over {limit} bytes", "error_type": "body_too_large"},
-                                    status_code=413)
+            response = error(413, "body_too_large", f"request body over {limit} bytes")
             await response(scope, receive, send_with_id)
         else:
             await self.app(scope, receive, send_with_id)
@@ -200,12 +207,6 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
                            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"])
 
     # ---- errors: one JSON shape -------------------------------------------------------------
-    def error(status, error_type, message, detail=None, headers=None):
-        body = {"error": message, "error_type": error_type}
-        if detail is not None:
-            body["detail"] = detail
-        return JSONResponse(body, status_code=status, headers=headers)
-
     @app.exception_handler(ApiError)
     async def api_error(request, exc: ApiError):
         return error(exc.status, exc.error_type, exc.message, headers=exc.headers)
