@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from model import URGENCY_NAMES, ModelFolderError, Predictor, read_metadata
 
+from . import feedback
 from .batcher import MicroBatcher
 from .routing import Rules, RulesError
 from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Post, ReloadRequest, Score
@@ -62,6 +63,8 @@ class Metrics:
         self.batch = Histogram("triage_inference_batch_posts", "Posts per inference batch", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
         self.model = Gauge("triage_model_info", "Model in service", ["version"], registry=r)
+        self.log_dropped = Counter("triage_prediction_log_dropped", "Scored posts not written to the prediction "
+                                   "log (database slow or down)", registry=r)
 
 
 class ModelHolder:
@@ -163,6 +166,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     batcher = MicroBatcher(holder, settings.micro_batch_size, settings.micro_batch_wait_ms / 1000)
     batcher.on_batch = metrics.batch.observe
     scoring_keys = settings.scoring_keys()
+    db = feedback.Database(settings.database_url, settings.log_predictions, settings.log_prediction_text,
+                           metrics.log_dropped)
 
     def serve(p: Predictor) -> None:
         holder.predictor = p
@@ -181,6 +186,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         batcher.start()
+        migrations = asyncio.create_task(db.start())
         loader = None
         if predictor is not None:
             rules.check_labels(predictor.labels)
@@ -192,6 +198,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         if loader:
             loader.cancel()
         await batcher.stop()
+        migrations.cancel()
+        await db.close()
         log.info(json.dumps({"event": "stopped", "drained": True}))
 
     app = FastAPI(title="Social Triage", version="1", lifespan=lifespan,
@@ -281,7 +289,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         if settings.log_text:
             request.state.texts = [p.text for p in posts]
         results, p = await batcher.submit([post.text for post in posts])
-        return [to_score(post, r, p) for post, r in zip(posts, results)], p
+        scored = [to_score(post, r, p) for post, r in zip(posts, results)]
+        db.log(posts, scored)
+        return scored, p
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
@@ -322,6 +332,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         log.info(json.dumps({"event": "model_reloaded", "version": new.version, "previous": previous}))
         return {"model_version": new.version, "previous_version": previous, "model_dir": str(path)}
 
+    v1.include_router(feedback.router(db, lambda: ready_predictor().labels, ApiError))
     app.include_router(v1)
 
     # ---- operations ----------------------------------------------------------------------------------

@@ -19,6 +19,14 @@ class Engagement(BaseModel):
     replies: int = Field(0, ge=0, le=10**10)
 
 
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("text is blank")
+    if "\x00" in v:
+        raise ValueError("text contains a null byte")
+    return v
+
+
 class Post(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "1868203", "text": "@SkyFly stranded at JFK, flight cancelled and nobody at the desk. 3rd time asking!",
@@ -32,14 +40,7 @@ class Post(BaseModel):
     channel: str | None = Field(None, max_length=64)
     created_at: datetime | None = None
 
-    @field_validator("text")
-    @classmethod
-    def not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text is blank")
-        if "\x00" in v:
-            raise ValueError("text contains a null byte")
-        return v
+    _text = field_validator("text")(_not_blank)
 
 
 class Batch(BaseModel):
@@ -82,3 +83,49 @@ class Error(BaseModel):
     error: str
     error_type: str
     detail: list[dict] | None = None
+
+
+class Predicted(BaseModel):
+    intent: str | None = Field(None, max_length=40)
+    urgency: int | None = Field(None, ge=0, le=3)
+
+
+class Correction(BaseModel):
+    """An agent's correction: what the post really is, by the labeling guide."""
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "post_id": "1868203", "text": "@SkyFly how do I add a bag to my booking?",
+        "predicted": {"intent": "complaint", "urgency": 2}, "intent": "question", "also": [], "urgency": 1,
+        "agent": "agent-17", "note": "no complaint here"}]})
+
+    post_id: str | None = Field(None, max_length=128)
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    predicted: Predicted | None = None
+    intent: str = Field(max_length=40)
+    also: list[str] = Field([], max_length=10)
+    urgency: int | None = Field(None, ge=0, le=3, description="0-3; leave out when unsure")
+    agent: str | None = Field(None, max_length=128)
+    note: str | None = Field(None, max_length=2000)
+
+    _text = field_validator("text")(_not_blank)
+
+
+class Stored(BaseModel):
+    id: int
+    post_id: str | None
+    created_at: datetime
+    replayed: bool = Field(description="true when an earlier request with the same Idempotency-Key stored it")
+
+
+class StatsBucket(BaseModel):
+    start: str
+    posts: int
+    intent: dict[str, int]
+    urgency: dict[str, int]
+    mean_confidence: float
+
+
+class Stats(BaseModel):
+    since: datetime
+    bucket: str
+    prediction_log: bool = Field(description="whether this service is logging predictions now")
+    buckets: list[StatsBucket]

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .db import DEFAULT_URL
 from .routing import DEFAULT_RULES
 
 
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     admin_keys: Annotated[list[str], NoDecode] = []
     cors_origins: Annotated[list[str], NoDecode] = []
+    database_url: str = Field(DEFAULT_URL, description="SQLAlchemy URL of the feedback database: a SQLite file, "
+                              "or postgresql+psycopg://user@host/db shared by replicas")
+    log_predictions: bool = Field(False, description="store every scored post's labels, scores and model version")
+    log_prediction_text: bool = Field(False, description="store the post text in the prediction log too")
     log_text: bool = Field(False, description="include post text in request logs (debugging only)")
 
     _split_lists = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(_split)

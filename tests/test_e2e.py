@@ -15,10 +15,10 @@ from .conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-def start(model_dir, *extra, env=None):
+def start(model_dir, *extra, env=None, stdout=subprocess.PIPE):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "service", "--port", str(port), "--model-dir", str(model_dir),
-                             *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             *extra], cwd=ROOT, stdout=stdout, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
     return proc, port
 

@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -142,6 +143,27 @@ def export_onnx_cmd(
         export_onnx(model, serve=choice)
     except (ValueError, OSError) as e:
         _fail(str(e))
+
+
+@app.command("export-feedback")
+def export_feedback_cmd(
+    out: Annotated[Path, typer.Option(help="File to write: .csv, .jsonl or .parquet.")],
+    database_url: Annotated[str, typer.Option(envvar="TRIAGE_DATABASE_URL",
+                                              help="The service's database (SQLAlchemy URL).")] = "sqlite:///triage.db",
+    since: Annotated[datetime | None, typer.Option(help="Only corrections stored at or after this time (ISO, UTC "
+                                                        "when no offset is given).")] = None,
+):
+    """Export agents' corrections as labeled posts; the latest correction of a post wins."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .feedback import export_feedback
+
+    try:
+        df = export_feedback(database_url, out, since)
+    except (SQLAlchemyError, ValueError, OSError) as e:
+        _fail(f"cannot export feedback: {str(e).splitlines()[0]}")
+    print(f"wrote {len(df)} corrected posts to {out}; intents: {df['intent'].value_counts().to_dict()}")
+    print(f"retrain with: python -m training train --data data/posts.csv --data {out} --out models/NEW")
 
 
 def main() -> None:

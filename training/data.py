@@ -69,7 +69,17 @@ def load_posts(paths: list[str | Path], columns: Columns | None = None) -> pd.Da
     df["intent"] = df["intent"].map(lambda x: "" if x is None or (isinstance(x, float) and pd.isna(x)) else str(x).strip())
     df["also"] = df["also"].map(_split_also)
     df["split"] = df["split"].map(lambda x: str(x).strip().lower() if isinstance(x, str) and x.strip() else "train")
-    return df
+    return _later_files_win(df)
+
+
+def _later_files_win(df: pd.DataFrame) -> pd.DataFrame:
+    """A post given again in a later file (say, an agent's correction) replaces the earlier row."""
+    key = df["text"].map(lambda t: " ".join(str(t).lower().split()) if isinstance(t, str) else None)
+    order = df["source_file"].map({name: i for i, name in enumerate(dict.fromkeys(df["source_file"]))})
+    replaced = key.notna() & (order < order.groupby(key).transform("max"))
+    out = df[~replaced].reset_index(drop=True)
+    out.attrs["replaced"] = int(replaced.sum())
+    return out
 
 
 def _all_text(path: Path):
@@ -117,6 +127,8 @@ class Report:
 def check_posts(df: pd.DataFrame, min_per_class: int = 10, max_listed: int = 20) -> Report:
     """Schema, labels, urgency range, empty and duplicate texts, examples per class."""
     report = Report()
+    if df.attrs.get("replaced"):
+        report.warnings.append(f"{df.attrs['replaced']} posts were given again in a later file; the later labels are used")
     problems: dict[str, list[str]] = {}
 
     def add(kind: str, where: str):
