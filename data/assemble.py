@@ -1,7 +1,8 @@
-"""Assembles data/posts.csv from the writers' batches (data/parts/*.jsonl, not kept in git).
+"""Adds the writers' new batches (data/parts/*.jsonl, not kept in git) to data/posts.csv.
 
-Run once when posts are added: `python data/assemble.py`. Ids are stable for posts already in
-posts.csv; the test split (15%, stratified by intent and high urgency) is drawn with a fixed seed.
+Run once when posts are added: `python data/assemble.py`. Posts already in posts.csv keep their id and
+split, so the test split stays fixed; new posts get the next ids, and 15% of them (stratified by intent and
+high urgency, fixed seed) join the test split.
 """
 
 import json
@@ -12,10 +13,17 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 HERE = Path(__file__).parent
+POSTS = HERE / "posts.csv"
 COLUMNS = ["id", "text", "intent", "also", "urgency", "domain", "channel", "split"]
 
 
+def key(texts: pd.Series) -> pd.Series:
+    """Same words once @handles and links are masked ("@JetBlue ok" / "@united ok") count as one post."""
+    return texts.str.lower().str.replace(r"@\w+|https?://\S+", "@", regex=True).str.split().str.join(" ")
+
+
 def main() -> int:
+    old = pd.read_csv(POSTS, keep_default_na=False, dtype={"urgency": int})
     rows = []
     for part in sorted((HERE / "parts").glob("*.jsonl")):
         for line in part.read_text(encoding="utf-8").splitlines():
@@ -23,19 +31,24 @@ def main() -> int:
                 row = json.loads(line)
                 row["text"] = " ".join(row["text"].split())
                 rows.append(row)
-    df = pd.DataFrame(rows)
-    df["also"] = df["also"].fillna("")
-    # Same words once @handles and links are masked ("@JetBlue ok" / "@united ok"): keep one.
-    key = df["text"].str.lower().str.replace(r"@\w+|https?://\S+", "@", regex=True).str.split().str.join(" ")
-    dropped = int(key.duplicated().sum())
-    df = df[~key.duplicated()].reset_index(drop=True)
-    df["id"] = [f"st{i:05d}" for i in range(1, len(df) + 1)]
-    strata = df["intent"] + "-" + (df["urgency"].astype(int) >= 2).astype(str)
-    _, test = train_test_split(df.index, test_size=0.15, stratify=strata, random_state=20261125)
-    df["split"] = "train"
-    df.loc[test, "split"] = "test"
-    df[COLUMNS].to_csv(HERE / "posts.csv", index=False)
-    print(f"wrote {len(df)} posts ({dropped} exact duplicates dropped), {len(test)} in the test split")
+    new = pd.DataFrame(rows, columns=COLUMNS[1:-1])
+    new["also"] = new["also"].fillna("")
+    known = set(key(old["text"]))
+    new_keys = key(new["text"])
+    repeated = new_keys.isin(known) | new_keys.duplicated()
+    new = new[~repeated].reset_index(drop=True)
+    if new.empty:
+        print(f"no new posts ({int(repeated.sum())} already in posts.csv)")
+        return 0
+    last = int(old["id"].str[2:].astype(int).max())
+    new["id"] = [f"st{i:05d}" for i in range(last + 1, last + 1 + len(new))]
+    strata = new["intent"] + "-" + (new["urgency"].astype(int) >= 2).astype(str)
+    _, test = train_test_split(new.index, test_size=0.15, stratify=strata, random_state=20261126)
+    new["split"] = "train"
+    new.loc[test, "split"] = "test"
+    pd.concat([old, new[COLUMNS]], ignore_index=True).to_csv(POSTS, index=False)
+    print(f"added {len(new)} posts ({int(repeated.sum())} repeats dropped), {len(test)} of them to the test split; "
+          f"{len(old) + len(new)} in all")
     return 0
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import IdempotencyConflict, Store, now, utc
-from .schemas import Correction, Stats, Stored
+from .schemas import Correction, Error, Stats, Stored
 
 log = logging.getLogger("service")
 RETRY_AFTER = "5"
@@ -87,7 +87,7 @@ def router(db: Database, labels, api_error) -> APIRouter:
 
     @r.post("/feedback", status_code=201, response_model=Stored, summary="Store an agent's correction of a post",
             responses={200: {"model": Stored, "description": "replay of an earlier request with the same key"},
-                       409: {"description": "Idempotency-Key reused for a different correction"}})
+                       409: {"model": Error, "description": "Idempotency-Key reused for a different correction"}})
     async def feedback(body: Correction,
                        idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
         known = labels()
