@@ -106,6 +106,24 @@ def complaints_acl2019(
         out.write_text(json.dumps(result, indent=2))
 
 
+@app.command("complaints-unseen")
+def complaints_unseen(
+    model: Annotated[list[Path], typer.Option("--model", help="Model folder; repeat to compare.")],
+    data: Annotated[Path, typer.Option(help="The ACL 2019 complaints file.")] = SHARED / "complaints-acl2019.csv",
+    dev: Annotated[Path, typer.Option(help="The dev set whose tweets are left out.")] = SHARED / "dev-intents.csv",
+):
+    """Complaint F1 on the ACL tweets outside the dev set: a check that a gain on dev is not the dev set's own."""
+    from .acl2019 import unseen_complaints
+
+    for path in (data, dev):
+        if not path.is_file():
+            typer.echo(f"skipped: {path} not found (the shared evaluation data is not on this machine)")
+            raise typer.Exit(0)
+    for row in unseen_complaints(model, data, dev):
+        print(f"{row['model']}: {row['tweets']} unseen tweets, complaint F1 {row['complaint_f1']:.3f}, "
+              f"complaint-vs-not macro-F1 {row['macro_f1']:.3f}")
+
+
 @app.command()
 def bench(
     model: Annotated[Path, typer.Option(help="Model folder (transformer).")] = Path("models/default"),

@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -59,3 +60,15 @@ def default_predictor(default_model):
 @pytest.mark.parametrize("case", CASES, ids=[c["name"][:60] for c in CASES])
 def test_default_model_behaviour(default_predictor, case):
     assert check_case(case, default_predictor.predict) is None
+
+
+def test_unseen_complaints_leaves_out_the_dev_tweets(sklearn_model, tmp_path):
+    from eval.acl2019 import unseen_complaints
+
+    acl = pd.DataFrame({"id": range(6), "complaint": [1, 0, 1, 0, 1, 0],
+                        "text": ["my order never came", "lol ok", "app crashed again", "nice day",
+                                 "refund still missing", "watching the game"]})
+    acl.to_csv(tmp_path / "acl.csv", index=False)
+    acl.iloc[:2].to_csv(tmp_path / "dev.csv", index=False)
+    [row] = unseen_complaints([sklearn_model], tmp_path / "acl.csv", tmp_path / "dev.csv")
+    assert row["tweets"] == 4 and 0 <= row["complaint_f1"] <= 1
