@@ -22,7 +22,7 @@ from model import URGENCY_NAMES, ModelFolderError, Predictor, read_metadata
 
 from .batcher import MicroBatcher
 from .routing import Rules, RulesError
-from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Post, ReloadRequest, Score
+from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Health, Info, Post, Ready, Reloaded, ReloadRequest, Score
 from .settings import Settings
 
 log = logging.getLogger("service")
@@ -107,7 +107,9 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+                # nosniff: a browser never renders an echoed post (say, with a <script> tag) as anything but JSON.
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1")),
+                                      (b"x-content-type-options", b"nosniff")]
             await send(message)
 
         length = headers.get(b"content-length", b"")
@@ -197,7 +199,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app = FastAPI(title="Social Triage", version="1", lifespan=lifespan,
                   description="Scores customer social media posts: intent, urgency, and the queue that gets them.",
                   responses={422: {"model": Error}, 401: {"model": Error}, 403: {"model": Error},
-                             413: {"model": Error}, 503: {"model": Error}})
+                             413: {"model": Error}, 415: {"model": Error}, 503: {"model": Error}})
     app.state.settings, app.state.holder, app.state.rules = settings, holder, rules
 
     if settings.cors_origins:
@@ -214,6 +216,13 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
         errors = exc.errors()
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_json = content_type == "application/json" or content_type.endswith("+json")
+        if not is_json and any(tuple(e["loc"]) == ("body",) for e in errors):
+            # FastAPI leaves a body that is not declared JSON unparsed (so a browser form cannot post to
+            # the API from another site); say so rather than "Input should be a valid dictionary".
+            return error(415, "unsupported_media_type", "send the body as JSON with 'Content-Type: "
+                         f"application/json', not {repr(content_type) if content_type else 'no Content-Type'}")
         if any(e["type"] == "too_long" and tuple(e["loc"][:2]) == ("body", "posts") for e in errors):
             return error(413, "too_many_posts", f"a batch holds at most {MAX_BATCH} posts")
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
@@ -223,6 +232,14 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI answers 400 where its JSON parser raises anything but a decode error: bytes that are
+            # not UTF-8, nesting too deep, a number of thousands of digits. Malformed JSON is 422 elsewhere.
+            cause = exc.__cause__
+            why = ("not UTF-8" if isinstance(cause, UnicodeDecodeError) else "nested too deeply"
+                   if isinstance(cause, RecursionError) else str(cause).split(";")[0])
+            detail = [{"loc": ["body"], "msg": f"JSON decode error: {why}", "type": "json_invalid"}]
+            return error(422, "validation_error", f"body: JSON decode error: {why}", detail)
         return error(exc.status_code, "http_error", str(exc.detail))
 
     app.add_middleware(Observe, settings=settings, metrics=metrics)
@@ -294,7 +311,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         results, p = await score_posts(request, batch.posts)
         return JSONResponse({"results": results, "model_version": p.version})
 
-    @v1.get("/info", summary="Model, labels, limits and routing rules")
+    @v1.get("/info", summary="Model, labels, limits and routing rules", response_model=Info)
     async def info() -> dict:
         p = ready_predictor()
         return {
@@ -307,7 +324,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         }
 
     @v1.post("/admin/reload", summary="Load a model folder, check it, and swap it in",
-             dependencies=[Depends(require_admin)])
+             dependencies=[Depends(require_admin)], response_model=Reloaded, responses={409: {"model": Error}})
     async def reload(body: ReloadRequest | None = None) -> dict:
         path = Path(body.model_dir) if body and body.model_dir else settings.model_dir
         if holder.lock.locked():
@@ -325,11 +342,11 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.include_router(v1)
 
     # ---- operations ----------------------------------------------------------------------------------
-    @app.get("/health", summary="The process is up")
+    @app.get("/health", summary="The process is up", response_model=Health)
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="503 until the model is loaded and warmed up")
+    @app.get("/ready", summary="503 until the model is loaded and warmed up", response_model=Ready)
     async def ready():
         if holder.predictor is None:
             return error(503, "not_ready", holder.error or "model loading")
