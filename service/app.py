@@ -1,9 +1,11 @@
 """The FastAPI app: scoring, routing, info, health, metrics and hot reload."""
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -21,6 +23,7 @@ from starlette.responses import Response
 from model import URGENCY_NAMES, ModelFolderError, Predictor, read_metadata
 
 from .batcher import MicroBatcher
+from .ratelimit import RateLimiter
 from .routing import Rules, RulesError
 from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Health, Info, Post, Ready, Reloaded, ReloadRequest, Score
 from .settings import Settings
@@ -245,26 +248,42 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.add_middleware(Observe, settings=settings, metrics=metrics)
 
     # ---- dependencies ------------------------------------------------------------------------------
-    def check_key(request: Request, keys: list[str]) -> None:
+    def digest(key: str) -> bytes:
+        return hashlib.sha256(key.encode()).digest()
+
+    # Keys are compared as SHA-256 digests: equal lengths, so the time taken says nothing about a key's length.
+    scoring_digests = [digest(k) for k in scoring_keys + settings.admin_keys]
+    admin_digests = [digest(k) for k in settings.admin_keys]
+    limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst) if settings.rate_limit else None
+    app.state.limiter = limiter
+
+    def check_key(request: Request, digests: list[bytes]) -> bytes:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer KEY'",
                            {"WWW-Authenticate": "Bearer"})
-        # Compare with every key so the time taken does not say which one was close.
+        given = digest(token)
+        # Compare with every key so the time taken does not say which one matched.
         matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(token.encode(), key.encode())
+        for d in digests:
+            matched |= hmac.compare_digest(given, d)
         if not matched:
             raise ApiError(403, "forbidden", "API key not accepted")
+        return given
 
-    def require_key(request: Request) -> None:
-        if scoring_keys:
-            check_key(request, scoring_keys + settings.admin_keys)
+    async def require_key(request: Request) -> None:
+        client = check_key(request, scoring_digests).hex() if scoring_digests else None
+        if limiter:
+            # Buckets are keyed by the key's digest, never the key; with no keys set, by client address.
+            wait = limiter.acquire(client or (request.client.host if request.client else "unknown"))
+            if wait:
+                raise ApiError(429, "rate_limited", f"over {settings.rate_limit:g} requests a second for this key; "
+                               f"retry in {wait:.2f} s", {"Retry-After": str(math.ceil(wait))})
 
-    def require_admin(request: Request) -> None:
-        if settings.admin_keys:
-            check_key(request, settings.admin_keys)
+    async def require_admin(request: Request) -> None:
+        if admin_digests:
+            check_key(request, admin_digests)
         elif scoring_keys:
             raise ApiError(403, "forbidden", "admin endpoints are off: set TRIAGE_ADMIN_KEYS")
 
@@ -300,7 +319,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         results, p = await batcher.submit([post.text for post in posts])
         return [to_score(post, r, p) for post, r in zip(posts, results)], p
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses={429: {"model": Error}})
 
     @v1.post("/score", response_model=Score, summary="Score one post")
     async def score(post: Post, request: Request):
@@ -319,7 +338,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
                       "created": p.meta.get("created"), "base_model": p.meta.get("base_model")},
             "labels": p.labels, "urgency_levels": URGENCY_NAMES,
             "limits": {"max_text_chars": MAX_TEXT, "max_batch_posts": MAX_BATCH,
-                       "max_body_bytes": settings.max_body_bytes},
+                       "max_body_bytes": settings.max_body_bytes, "rate_limit_per_s": settings.rate_limit,
+                       "rate_limit_burst": limiter.burst if limiter else None},
             "routing": rules.model_dump(by_alias=True),
         }
 

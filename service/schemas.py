@@ -129,6 +129,8 @@ class Limits(BaseModel):
     max_text_chars: int
     max_batch_posts: int
     max_body_bytes: int
+    rate_limit_per_s: float | None = Field(description="requests a second per API key; null: no limit")
+    rate_limit_burst: int | None
 
 
 class Info(BaseModel):
