@@ -24,7 +24,7 @@ from model import URGENCY_NAMES, ModelFolderError, Predictor, read_metadata
 
 from .batcher import MicroBatcher
 from .ratelimit import RateLimiter
-from .routing import Rules, RulesError
+from .routing import Rules
 from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Health, Info, Post, Ready, Reloaded, ReloadRequest, Score
 from .settings import Settings
 
@@ -252,7 +252,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         return hashlib.sha256(key.encode()).digest()
 
     # Keys are compared as SHA-256 digests: equal lengths, so the time taken says nothing about a key's length.
-    scoring_digests = [digest(k) for k in scoring_keys + settings.admin_keys]
+    scoring_digests = [digest(k) for k in scoring_keys + settings.admin_keys] if scoring_keys else []
     admin_digests = [digest(k) for k in settings.admin_keys]
     limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst) if settings.rate_limit else None
     app.state.limiter = limiter
@@ -353,7 +353,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             previous = holder.predictor.version if holder.predictor else None
             try:
                 new = await asyncio.to_thread(load_checked, path, settings, rules)
-            except (ModelFolderError, RulesError, OSError, ValueError) as e:
+            except Exception as e:  # whatever fails in a candidate model, the one in service stays
+                log.warning(json.dumps({"event": "reload_refused", "model_dir": str(path), "error": str(e)}))
                 raise ApiError(422, "bad_model", f"model not swapped, still serving {previous}: {e}") from e
             serve(new)
         log.info(json.dumps({"event": "model_reloaded", "version": new.version, "previous": previous}))

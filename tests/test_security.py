@@ -53,6 +53,9 @@ def test_admin_endpoints_need_the_admin_key(predictor, tmp_path):
     with make(predictor, tmp_path, api_keys=SCORING) as c:  # no admin key set: admin endpoints are off
         r = c.post("/v1/admin/reload", json=missing, headers=bearer(SCORING))
         assert r.status_code == 403 and "TRIAGE_ADMIN_KEYS" in r.json()["error"]
+    with make(predictor, tmp_path, admin_keys=ADMIN) as c:  # only an admin key: scoring stays open
+        assert c.post("/v1/score", json={"text": "hi"}).status_code == 200
+        assert c.post("/v1/admin/reload", json=missing).status_code == 401
 
 
 def test_rate_limit_answers_429_with_retry_after(predictor, tmp_path):
