@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,18 +36,20 @@ class Tally:
 
 
 async def hammer(port: int, texts: list[str], clients: int, seconds: float, batch_every: int = 4,
-                 batch_size: int = 16, headers: dict[str, str] | None = None) -> Tally:
-    """`clients` keep-alive connections, each sending back to back for `seconds`: a batch of `batch_size`
-    posts every `batch_every`-th request, single posts otherwise. Requests started are always finished."""
+                 batch_size: int = 16, headers: dict[str, str] | None = None,
+                 stop: threading.Event | None = None, tally: Tally | None = None) -> Tally:
+    """`clients` keep-alive connections, each sending back to back for `seconds` (or until `stop` is set): a
+    batch of `batch_size` posts every `batch_every`-th request, single posts otherwise. Requests started are
+    always finished. Pass a `tally` to watch it fill from another thread."""
     singles = [json.dumps({"text": t}).encode() for t in texts]
     batches = [json.dumps({"posts": [{"text": t} for t in texts[i:i + batch_size]]}).encode()
                for i in range(0, len(texts) - batch_size + 1, batch_size)]
-    tally = Tally()
+    tally = tally if tally is not None else Tally()
     deadline = time.perf_counter() + seconds
 
     async def client(k: int) -> None:
         conn, i = Connection(port, headers), k
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and not (stop and stop.is_set()):
             is_batch = batch_every > 0 and i % batch_every == batch_every - 1
             path, body = ("/v1/score/batch", batches[i % len(batches)]) if is_batch else ("/v1/score",
                                                                                        singles[i % len(singles)])
