@@ -133,6 +133,7 @@ def run_load(model_dir: Path, clients: int = 64, seconds: float = 60, warmup: fl
         "batch_p50_ms": ms(tally.batch, 50), "batch_p99_ms": ms(tally.batch, 99),
         "warmup_s": warmup, "rss_at_warmup_mib": at_warmup / 2**20, "rss_end_mib": end / 2**20,
         "rss_peak_mib": max(m for _, m in samples) / 2**20, "rss_growth_pct": 100 * (end - at_warmup) / at_warmup,
+        "rss_mib_by_second": [(round(t, 1), round(m / 2**20, 1)) for t, m in samples],
     }
 
 
