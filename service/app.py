@@ -278,7 +278,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             # Buckets are keyed by the key's digest, never the key; with no keys set, by client address.
             wait = limiter.acquire(client or (request.client.host if request.client else "unknown"))
             if wait:
-                raise ApiError(429, "rate_limited", f"over {settings.rate_limit:g} requests a second for this key; "
+                raise ApiError(429, "rate_limited", f"over {settings.rate_limit:g} requests a second for this client; "
                                f"retry in {wait:.2f} s", {"Retry-After": str(math.ceil(wait))})
 
     async def require_admin(request: Request) -> None:
