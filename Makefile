@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install model retrain serve test check-data lint
+.PHONY: install model retrain serve test check-data lint audit load
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,3 +34,11 @@ check-data: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# Known vulnerabilities in the installed packages (needs PyPI's vulnerability data or OSV; see README).
+audit: $(VENV)/.installed
+	$(VENV)/bin/pip-audit
+
+# 64 clients for 60 s against the real service on 127.0.0.1; exit 1 on any error or >= 10% memory growth.
+load: model
+	$(PY) -m eval load --model models/default --clients 64 --seconds 60

@@ -101,14 +101,15 @@ def bench_predictor(model_dir: Path, texts: list[str], n_single: int, batch: int
 
 # ---- HTTP load: a small keep-alive HTTP/1.1 client, so the load generator costs little CPU --------------
 class Connection:
-    def __init__(self, port: int):
+    def __init__(self, port: int, headers: dict[str, str] | None = None):
         self.port = port
         self.reader = self.writer = None
+        self.headers = b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in (headers or {}).items())
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self.writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        self.writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + self.headers +
                           b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
                           + b"\r\n\r\n" + body)
         head = await self.reader.readuntil(b"\r\n\r\n")
@@ -118,6 +119,11 @@ class Connection:
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":")[1])
         return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
 async def _load(port: int, bodies: list[bytes], path: str, concurrency: int, max_seconds: float):

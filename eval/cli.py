@@ -1,4 +1,4 @@
-"""`python -m eval`: reports, comparisons, the published complaint benchmark and the speed benchmark."""
+"""`python -m eval`: reports, comparisons, the published complaint benchmark, speed and load."""
 
 import os
 import sys
@@ -168,6 +168,46 @@ def bench(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
+
+
+@app.command()
+def load(
+    model: Annotated[Path, typer.Option(help="Model folder the service loads.")] = Path("models/default"),
+    clients: Annotated[int, typer.Option(min=1, max=512, help="Concurrent keep-alive clients.")] = 64,
+    seconds: Annotated[float, typer.Option(min=1, max=3600, help="How long the clients send.")] = 60.0,
+    warmup: Annotated[float, typer.Option(min=0, help="Memory growth is measured from this second to the end.")] = 10.0,
+    batch_every: Annotated[int, typer.Option(min=0, help="Every Nth request of a client is a batch (0: none).")] = 4,
+    batch_size: Annotated[int, typer.Option(min=1, max=512, help="Posts in a batch request.")] = 16,
+    max_growth: Annotated[float, typer.Option(help="Fail when memory grows this many percent or more.")] = 10.0,
+    out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+):
+    """Start the service on a free 127.0.0.1 port and hold it under load: requests, errors, posts/s, p50/p99
+    latency and the server's memory growth. Exits 1 on any error or on memory growth of --max-growth or more."""
+    import json
+
+    from model import ModelFolderError, read_metadata
+
+    from .load import print_load, run_load
+
+    if warmup >= seconds:
+        _fail("--warmup must be shorter than --seconds")
+    try:
+        read_metadata(model)
+    except ModelFolderError as e:
+        _fail(str(e))
+    result = run_load(model, clients, seconds, warmup, batch_every, batch_size)
+    print_load(result)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    failures = ([f"{result['errors']} requests failed"] if result["errors"] else []) + (
+        [f"memory grew {result['rss_growth_pct']:.1f}% (limit {max_growth:g}%)"]
+        if result["rss_growth_pct"] >= max_growth else [])
+    for f in failures:
+        typer.secho(f"failed: {f}", fg="red", err=True)
+    if failures:
+        raise typer.Exit(1)
+    typer.secho("held: no errors, memory growth under the limit", fg="green")
 
 
 def main() -> None:

@@ -76,8 +76,9 @@ class Predictor:
             raise ModelFolderError(f"{path} holds a scikit-learn model; backend {name!r} cannot load it")
         try:
             engine = load_backend(name, path, threads, precision, margin)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise ModelFolderError(f"cannot load model folder {path} with backend {name!r}: {e}") from e
+        except Exception as e:  # corrupt weights fail in many ways: SafetensorError, UnpicklingError, ...
+            raise ModelFolderError(f"cannot load model folder {path} with backend {name!r}: "
+                                   f"{type(e).__name__}: {e}") from e
         return cls(engine, meta, path)
 
     @property

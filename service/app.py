@@ -1,9 +1,11 @@
 """The FastAPI app: scoring, routing, info, health, metrics and hot reload."""
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -22,8 +24,9 @@ from model import URGENCY_NAMES, ModelFolderError, Predictor, read_metadata
 
 from . import feedback
 from .batcher import MicroBatcher
-from .routing import Rules, RulesError
-from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Post, ReloadRequest, Score
+from .ratelimit import RateLimiter
+from .routing import Rules
+from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Health, Info, Post, Ready, Reloaded, ReloadRequest, Score
 from .settings import Settings
 
 log = logging.getLogger("service")
@@ -110,7 +113,9 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+                # nosniff: a browser never renders an echoed post (say, with a <script> tag) as anything but JSON.
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1")),
+                                      (b"x-content-type-options", b"nosniff")]
             await send(message)
 
         length = headers.get(b"content-length", b"")
@@ -205,7 +210,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app = FastAPI(title="Social Triage", version="1", lifespan=lifespan,
                   description="Scores customer social media posts: intent, urgency, and the queue that gets them.",
                   responses={422: {"model": Error}, 401: {"model": Error}, 403: {"model": Error},
-                             413: {"model": Error}, 503: {"model": Error}})
+                             413: {"model": Error}, 415: {"model": Error}, 503: {"model": Error}})
     app.state.settings, app.state.holder, app.state.rules = settings, holder, rules
 
     if settings.cors_origins:
@@ -222,6 +227,13 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
         errors = exc.errors()
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        is_json = content_type == "application/json" or content_type.endswith("+json")
+        if not is_json and any(tuple(e["loc"]) == ("body",) for e in errors):
+            # FastAPI leaves a body that is not declared JSON unparsed (so a browser form cannot post to
+            # the API from another site); say so rather than "Input should be a valid dictionary".
+            return error(415, "unsupported_media_type", "send the body as JSON with 'Content-Type: "
+                         f"application/json', not {repr(content_type) if content_type else 'no Content-Type'}")
         if any(e["type"] == "too_long" and tuple(e["loc"][:2]) == ("body", "posts") for e in errors):
             return error(413, "too_many_posts", f"a batch holds at most {MAX_BATCH} posts")
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
@@ -231,31 +243,55 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI answers 400 where its JSON parser raises anything but a decode error: bytes that are
+            # not UTF-8, nesting too deep, a number of thousands of digits. Malformed JSON is 422 elsewhere.
+            cause = exc.__cause__
+            why = ("not UTF-8" if isinstance(cause, UnicodeDecodeError) else "nested too deeply"
+                   if isinstance(cause, RecursionError) else str(cause).split(";")[0])
+            detail = [{"loc": ["body"], "msg": f"JSON decode error: {why}", "type": "json_invalid"}]
+            return error(422, "validation_error", f"body: JSON decode error: {why}", detail)
         return error(exc.status_code, "http_error", str(exc.detail))
 
     app.add_middleware(Observe, settings=settings, metrics=metrics)
 
     # ---- dependencies ------------------------------------------------------------------------------
-    def check_key(request: Request, keys: list[str]) -> None:
+    def digest(key: str) -> bytes:
+        return hashlib.sha256(key.encode()).digest()
+
+    # Keys are compared as SHA-256 digests: equal lengths, so the time taken says nothing about a key's length.
+    scoring_digests = [digest(k) for k in scoring_keys + settings.admin_keys] if scoring_keys else []
+    admin_digests = [digest(k) for k in settings.admin_keys]
+    limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst) if settings.rate_limit else None
+    app.state.limiter = limiter
+
+    def check_key(request: Request, digests: list[bytes]) -> bytes:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer KEY'",
                            {"WWW-Authenticate": "Bearer"})
-        # Compare with every key so the time taken does not say which one was close.
+        given = digest(token)
+        # Compare with every key so the time taken does not say which one matched.
         matched = False
-        for key in keys:
-            matched |= hmac.compare_digest(token.encode(), key.encode())
+        for d in digests:
+            matched |= hmac.compare_digest(given, d)
         if not matched:
             raise ApiError(403, "forbidden", "API key not accepted")
+        return given
 
-    def require_key(request: Request) -> None:
-        if scoring_keys:
-            check_key(request, scoring_keys + settings.admin_keys)
+    async def require_key(request: Request) -> None:
+        client = check_key(request, scoring_digests).hex() if scoring_digests else None
+        if limiter:
+            # Buckets are keyed by the key's digest, never the key; with no keys set, by client address.
+            wait = limiter.acquire(client or (request.client.host if request.client else "unknown"))
+            if wait:
+                raise ApiError(429, "rate_limited", f"over {settings.rate_limit:g} requests a second for this client; "
+                               f"retry in {wait:.2f} s", {"Retry-After": str(math.ceil(wait))})
 
-    def require_admin(request: Request) -> None:
-        if settings.admin_keys:
-            check_key(request, settings.admin_keys)
+    async def require_admin(request: Request) -> None:
+        if admin_digests:
+            check_key(request, admin_digests)
         elif scoring_keys:
             raise ApiError(403, "forbidden", "admin endpoints are off: set TRIAGE_ADMIN_KEYS")
 
@@ -293,7 +329,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         db.log(posts, scored)
         return scored, p
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses={429: {"model": Error}})
 
     @v1.post("/score", response_model=Score, summary="Score one post")
     async def score(post: Post, request: Request):
@@ -304,7 +340,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         results, p = await score_posts(request, batch.posts)
         return JSONResponse({"results": results, "model_version": p.version})
 
-    @v1.get("/info", summary="Model, labels, limits and routing rules")
+    @v1.get("/info", summary="Model, labels, limits and routing rules", response_model=Info)
     async def info() -> dict:
         p = ready_predictor()
         return {
@@ -312,12 +348,13 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
                       "created": p.meta.get("created"), "base_model": p.meta.get("base_model")},
             "labels": p.labels, "urgency_levels": URGENCY_NAMES,
             "limits": {"max_text_chars": MAX_TEXT, "max_batch_posts": MAX_BATCH,
-                       "max_body_bytes": settings.max_body_bytes},
+                       "max_body_bytes": settings.max_body_bytes, "rate_limit_per_s": settings.rate_limit,
+                       "rate_limit_burst": limiter.burst if limiter else None},
             "routing": rules.model_dump(by_alias=True),
         }
 
     @v1.post("/admin/reload", summary="Load a model folder, check it, and swap it in",
-             dependencies=[Depends(require_admin)])
+             dependencies=[Depends(require_admin)], response_model=Reloaded, responses={409: {"model": Error}})
     async def reload(body: ReloadRequest | None = None) -> dict:
         path = Path(body.model_dir) if body and body.model_dir else settings.model_dir
         if holder.lock.locked():
@@ -326,7 +363,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             previous = holder.predictor.version if holder.predictor else None
             try:
                 new = await asyncio.to_thread(load_checked, path, settings, rules)
-            except (ModelFolderError, RulesError, OSError, ValueError) as e:
+            except Exception as e:  # whatever fails in a candidate model, the one in service stays
+                log.warning(json.dumps({"event": "reload_refused", "model_dir": str(path), "error": str(e)}))
                 raise ApiError(422, "bad_model", f"model not swapped, still serving {previous}: {e}") from e
             serve(new)
         log.info(json.dumps({"event": "model_reloaded", "version": new.version, "previous": previous}))
@@ -336,11 +374,11 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.include_router(v1)
 
     # ---- operations ----------------------------------------------------------------------------------
-    @app.get("/health", summary="The process is up")
+    @app.get("/health", summary="The process is up", response_model=Health)
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="503 until the model is loaded and warmed up")
+    @app.get("/ready", summary="503 until the model is loaded and warmed up", response_model=Ready)
     async def ready():
         if holder.predictor is None:
             return error(503, "not_ready", holder.error or "model loading")

@@ -1,22 +1,41 @@
 """The JSON contract of the API. Other systems code against these names: change them only with a new /v2."""
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 MAX_TEXT = 10_000
 MAX_BATCH = 512
+# What the text validator below accepts, said in the schema for clients (and the fuzz tests): no null byte,
+# and one character that is not white space. The class lists exactly the characters `str.isspace` knows.
+WHITESPACE = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TEXT_PATTERN = rf"^[^\x00]*[^\x00{WHITESPACE}][^\x00]*$"
+
+
+
+
+def _number(v):
+    # A count is a JSON integer (12 or 12.0, as JSON Schema has it), not `true` or "12", which pydantic's
+    # lax mode would read as 1 and 12.
+    if isinstance(v, bool | str):
+        raise ValueError("must be a number")
+    return v
+
+
+# The limits come before the validator: after it, pydantic writes them into the schema as "ge"/"le".
+Count = Annotated[int, Field(ge=0, le=10**10), BeforeValidator(_number)]
 
 
 class Author(BaseModel):
-    followers: int | None = Field(None, ge=0, le=10**10, examples=[1200])
-    verified: bool = False
+    followers: Count | None = Field(None, examples=[1200])
+    verified: bool = Field(False, strict=True)
 
 
 class Engagement(BaseModel):
-    likes: int = Field(0, ge=0, le=10**10)
-    shares: int = Field(0, ge=0, le=10**10)
-    replies: int = Field(0, ge=0, le=10**10)
+    likes: Count = 0
+    shares: Count = 0
+    replies: Count = 0
 
 
 def _not_blank(v: str) -> str:
@@ -34,13 +53,21 @@ class Post(BaseModel):
         "channel": "twitter", "created_at": "2026-11-25T10:00:00Z"}]})
 
     id: str | None = Field(None, max_length=128)
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    text: str = Field(min_length=1, max_length=MAX_TEXT, json_schema_extra={"pattern": TEXT_PATTERN})
     author: Author | None = None
     engagement: Engagement | None = None
     channel: str | None = Field(None, max_length=64)
     created_at: datetime | None = None
 
     _text = field_validator("text")(_not_blank)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def date_is_text(cls, v):
+        # The contract says an RFC 3339 string; a bare number would otherwise pass as a Unix time.
+        if v is not None and not isinstance(v, str | datetime):
+            raise ValueError("created_at must be an RFC 3339 date-time string, e.g. 2026-11-25T10:00:00Z")
+        return v
 
 
 class Batch(BaseModel):
@@ -129,3 +156,42 @@ class Stats(BaseModel):
     bucket: str
     prediction_log: bool = Field(description="whether this service is logging predictions now")
     buckets: list[StatsBucket]
+
+
+class Reloaded(BaseModel):
+    model_version: str
+    previous_version: str | None
+    model_dir: str
+
+
+class ModelInfo(BaseModel):
+    name: str | None
+    version: str
+    backend: str
+    created: str | None
+    base_model: str | None
+
+
+class Limits(BaseModel):
+    max_text_chars: int
+    max_batch_posts: int
+    max_body_bytes: int
+    rate_limit_per_s: float | None = Field(description="requests a second per API key; null: no limit")
+    rate_limit_burst: int | None
+
+
+class Info(BaseModel):
+    model: ModelInfo
+    labels: list[str]
+    urgency_levels: list[str]
+    limits: Limits
+    routing: dict = Field(description="the routing rules in force, as in routing.yaml")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    model_version: str

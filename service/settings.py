@@ -41,6 +41,10 @@ class Settings(BaseSettings):
                               "or postgresql+psycopg://user@host/db shared by replicas")
     log_predictions: bool = Field(False, description="store every scored post's labels, scores and model version")
     log_prediction_text: bool = Field(False, description="store the post text in the prediction log too")
+    rate_limit: float | None = Field(None, gt=0, description="requests a second per API key (per client address "
+                                     "when no keys are set); default: no limit")
+    rate_limit_burst: int | None = Field(None, ge=1, description="requests a key may send at once; "
+                                         "default: one second's worth")
     log_text: bool = Field(False, description="include post text in request logs (debugging only)")
 
     _split_lists = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(_split)

@@ -87,11 +87,11 @@ def train(args: TrainArgs) -> Path:
     train_df, val_df, test_df = split(df, args)
     print(f"rows: {len(train_df)} train, {len(val_df)} validation, {len(test_df)} test; "
           f"intents: {', '.join(labels)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # before training: a folder we cannot write should not cost ten minutes first
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     except OSError as e:
-        raise OSError(f"cannot write into {out.parent}: {e.strerror}") from e
+        raise OSError(f"cannot write into {out.parent}: {e.strerror or e}; nothing was trained") from e
     try:
         if args.backend == "sklearn":
             models = baseline.fit(train_df["text"].tolist(), train_df["intent"].tolist(),
@@ -148,14 +148,33 @@ def train(args: TrainArgs) -> Path:
             from .onnx_export import export_onnx
 
             export_onnx(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        move_into_place(tmp, out)
+    except OSError as e:  # a full disk, a folder made read-only meanwhile, ...
+        shutil.rmtree(tmp, ignore_errors=True)
+        where = f" ({e.filename})" if e.filename else ""
+        raise OSError(f"stopped before {out} was written: {e.strerror or e}{where}; "
+                      "no partial model folder is left") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _print_summary(meta)
     return out
+
+
+def move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder to `out`. An old `out` is renamed aside and deleted only afterwards: a
+    service reloading `out` meanwhile finds the old model, the new one, or briefly nothing, never half of one."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _versions() -> dict:
