@@ -3,11 +3,13 @@
 import asyncio
 import json
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
+from pydantic import BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import IdempotencyConflict, Store, now, utc
@@ -76,6 +78,13 @@ def _short(e: Exception) -> str:
     return str(e).splitlines()[0][:300]
 
 
+def _iso_only(value):
+    # pydantic would read a bare number as Unix time; the API promises an ISO 8601 date-time.
+    if isinstance(value, str) and not re.match(r"\d{4}-\d\d-\d\d", value):
+        raise ValueError("since must be an ISO 8601 date-time, e.g. 2026-11-25T10:00:00Z")
+    return value
+
+
 def router(db: Database, labels, api_error) -> APIRouter:
     """`labels()` gives the serving model's label set; `api_error` builds the API's one error shape."""
     r = APIRouter()
@@ -90,6 +99,7 @@ def router(db: Database, labels, api_error) -> APIRouter:
                        409: {"model": Error, "description": "Idempotency-Key reused for a different correction"}})
     async def feedback(body: Correction,
                        idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
+        idempotency_key = (idempotency_key or "").strip() or None  # an empty header is no key
         known = labels()
         for name in [body.intent, *body.also]:
             if name not in known:
@@ -112,7 +122,8 @@ def router(db: Database, labels, api_error) -> APIRouter:
         return JSONResponse(body, status_code=201 if created else 200)
 
     @r.get("/stats", response_model=Stats, summary="Scored posts per intent and urgency, and mean confidence, over time")
-    async def stats(since: Annotated[datetime | None, Query(description="ISO time; default: 24 hours ago")] = None,
+    async def stats(since: Annotated[datetime | None, BeforeValidator(_iso_only),
+                                     Query(description="ISO time; default: 24 hours ago")] = None,
                     bucket: Literal["hour", "day"] = "hour"):
         since = utc(since) if since else now() - timedelta(days=1)
         try:
