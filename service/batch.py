@@ -119,19 +119,47 @@ def _frames(path: Path, columns: Columns, only_text: bool = False) -> Iterator[p
             yield from pd.read_csv(path, usecols=[c for c in present if c in wanted], dtype=str,
                                    keep_default_na=False, chunksize=10_000)
         elif fmt == "jsonl":
-            for chunk in pd.read_json(path, lines=True, dtype=False, convert_dates=False, chunksize=10_000):
-                _check_text_column(path, columns, chunk.columns)
-                yield chunk[[c for c in chunk.columns if c in wanted]]
+            yield from _json_lines(path, columns, wanted)
         else:
             reader = pq.ParquetFile(path)
             _check_text_column(path, columns, reader.schema_arrow.names)
             for batch in reader.iter_batches(batch_size=10_000,
                                              columns=[c for c in reader.schema_arrow.names if c in wanted]):
-                yield batch.to_pandas()
+                # Integers with gaps stay exact Python ints (as floats, tweet ids would lose digits).
+                yield batch.to_pandas(integer_object_nulls=True)
     except (ValueError, OSError, pa.ArrowInvalid) as e:
         if isinstance(e, BatchError):
             raise
         raise BatchError(f"{path}: cannot read it as {fmt}: {e}") from e
+
+
+def _json_lines(path: Path, columns: Columns, wanted: set[str]) -> Iterator[pd.DataFrame]:
+    """JSON Lines as object columns: pandas' own reader turns integer ids with gaps into floats."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise BatchError(f"{path}, line {number}: not valid JSON: {e}") from e
+            if not isinstance(record, dict):
+                raise BatchError(f"{path}, line {number}: a JSON object per line is needed")
+            records.append({k: v for k, v in record.items() if k in wanted})
+            if len(records) == 10_000:
+                yield _records_frame(path, columns, records)
+                records = []
+    if records:
+        yield _records_frame(path, columns, records)
+
+
+def _records_frame(path: Path, columns: Columns, records: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(records, dtype=object)
+    if columns.text not in frame.columns:
+        raise BatchError(f"{path} has no {columns.text!r} field in its first records; name the text field "
+                         "with --text-column")
+    return frame
 
 
 def _check_text_column(path: Path, columns: Columns, present) -> None:
@@ -410,7 +438,8 @@ def run(input_path: Path, output: Path, options: Options, log=print) -> dict:
     pending_blocks = sum(len(p.pending) for p in todo)
     posts = sum(min(options.block_rows, p.rows - b * options.block_rows) for p in todo for b in p.pending)
     summary = {"files": len(plans), "blocks": blocks, "skipped_blocks": blocks - pending_blocks,
-               "written_blocks": 0, "posts": posts, "errors": 0, "seconds": 0.0, "model_version": meta["version"]}
+               "written_blocks": 0, "posts": posts, "errors": 0, "seconds": 0.0, "actors": 0,
+               "model_version": meta["version"]}
     log(f"{len(plans)} files, {blocks} blocks of up to {options.block_rows} posts: "
         f"{blocks - pending_blocks} already written, {pending_blocks} to score ({posts} posts)")
     if not todo:
@@ -446,7 +475,7 @@ def run(input_path: Path, output: Path, options: Options, log=print) -> dict:
         ray.shutdown()
     if writer.pieces:
         raise RuntimeError(f"blocks came back incomplete: {', '.join(sorted(writer.pieces))}")
-    summary.update(written_blocks=writer.written, errors=writer.errors,
+    summary.update(written_blocks=writer.written, errors=writer.errors, actors=actors,
                    seconds=round(time.perf_counter() - started, 2))
     return summary
 

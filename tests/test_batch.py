@@ -66,6 +66,15 @@ def test_blocks_are_fixed_row_ranges(tmp_path, suffix):
     assert count_rows(path, Columns()) == 1050
 
 
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_long_integer_ids_with_gaps_stay_exact(tmp_path, suffix):
+    df = pd.DataFrame({"id": pd.array([899515989649260544, None], dtype="Int64"), "text": ["a", "b"]})
+    path = tmp_path / f"in.{suffix}"
+    df.to_parquet(path) if suffix == "parquet" else df.to_json(path, orient="records", lines=True)
+    frame = next(iter_blocks(path, 10, Columns()))[1]
+    assert check_posts(frame, Columns(), "f", "p", 2).column("id").to_pylist() == ["899515989649260544", None]
+
+
 def test_missing_text_column_names_the_fix(tmp_path):
     path = tmp_path / "in.csv"
     pd.DataFrame({"body": ["hi"]}).to_csv(path, index=False)
