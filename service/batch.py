@@ -422,6 +422,10 @@ def _start_ray(options: Options):
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours counts posts and written blocks
     ctx.print_on_execution_start = False
+    # Ray merges what a read task yields into blocks of up to this size, and an actor takes a whole block
+    # per task: at Ray's 128 MiB a whole file of posts is one block, scored by one actor while the others
+    # idle. About a batch of posts a block spreads the work (an Arrow row here is 200-600 bytes).
+    ctx.target_max_block_size = max(64 * 1024, options.batch_size * 512)
     return int(ray.cluster_resources().get("CPU", 1))
 
 
