@@ -217,3 +217,77 @@ def print_table(result: dict) -> None:
               f"{r['posts_per_s'] / base:>7.1f}x{agree:>14}{errors}")
     print("x base: posts/s over the plain pipeline one post at a time; agree: intent/urgency agreement with "
           "the torch fp32 predictor")
+
+
+# ---- batch scoring: the Ray Data job against a plain loop over the predictor ---------------------------------
+BATCH_SOURCES = ("dev-intents.csv", "complaints-acl2019.csv")
+
+
+def batch_texts(limit: int) -> list[str] | None:
+    """Real tweets from ../shared/data, repeated to `limit`; None where the folder is absent."""
+    files = [SHARED / name for name in BATCH_SOURCES]
+    if not all(f.is_file() for f in files):
+        return None
+    texts = [t for f in files for t in pd.read_csv(f, keep_default_na=False)["text"]]
+    return [texts[i % len(texts)] for i in range(limit)]
+
+
+def bench_batch(model_dir: Path, texts: list[str], work: Path, batch_size: int, block_rows: int, threads: int,
+                actors: int | None, num_cpus: int | None, backend: str | None, precision: str | None) -> dict:
+    """The same input scored by `python -m service.batch`'s Ray job and by one process looping over the
+    predictor (same reading, checking, result fields, backend, precision and batch size); each wall time
+    includes loading the model, and Ray's includes starting Ray."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from service.batch import Columns, Options, check_posts, iter_blocks, part_name, run, score_table
+    from service.routing import DEFAULT_RULES, Rules
+
+    source = work / "in" / "posts.csv"
+    source.parent.mkdir(parents=True)
+    pd.DataFrame({"id": [f"t{i}" for i in range(len(texts))], "text": texts}).to_csv(source, index=False)
+    rules = Rules.load()
+
+    options = Options(model_dir=model_dir, routing=DEFAULT_RULES, backend=backend, precision=precision, threads=threads,
+                      actors=actors, num_cpus=num_cpus, batch_size=batch_size, block_rows=block_rows)
+    started = time.perf_counter()
+    summary = run(source.parent, work / "ray", options)
+    ray_seconds = time.perf_counter() - started
+    if summary["written_blocks"] != summary["blocks"]:
+        raise RuntimeError(f"the Ray job wrote {summary['written_blocks']} of {summary['blocks']} blocks")
+
+    started = time.perf_counter()
+    p = Predictor.from_pretrained(model_dir, backend=backend, precision=precision)
+    pieces = []
+    for block, frame in iter_blocks(source, block_rows, Columns()):
+        checked = check_posts(frame, Columns(), source.name, part_name(source.name, block), len(frame))
+        for start in range(0, len(checked), batch_size):
+            pieces.append(score_table(checked.slice(start, batch_size), p, rules))
+    plain = pa.concat_tables(pieces).drop_columns(["_part", "_rows"])
+    pq.write_table(plain, work / "plain.parquet")
+    plain_seconds = time.perf_counter() - started
+
+    by_ray = dict(zip(*pq.read_table(work / "ray", columns=["id", "intent"]).to_pydict().values()))
+    agree = float(np.mean([by_ray[i] == intent for i, intent in zip(plain["id"].to_pylist(),
+                                                                     plain["intent"].to_pylist())]))
+    return {"posts": len(texts), "cpus": os.cpu_count(), "backend": p.backend_name, "batch_size": batch_size,
+            "block_rows": block_rows, "model_version": p.version,
+            "ray": {"seconds": ray_seconds, "posts_per_s": len(texts) / ray_seconds,
+                    "actors": summary["actors"], "threads_per_actor": threads},
+            "plain": {"seconds": plain_seconds, "posts_per_s": len(texts) / plain_seconds,
+                      "threads": torch.get_num_threads()},
+            "ratio": plain_seconds / ray_seconds, "intent_agreement": agree}
+
+
+def print_batch(result: dict) -> None:
+    r, p = result["ray"], result["plain"]
+    print(f"\nbench-batch: {result['posts']} real tweets ({', '.join(BATCH_SOURCES)} repeated), {result['cpus']} CPUs, "
+          f"model {result['model_version']}, {result['backend']}, batch {result['batch_size']}")
+    print(f"{'Ray Data job, ' + str(r['actors']) + ' actors x ' + str(r['threads_per_actor']) + ' thread(s)':<46}"
+          f"{r['seconds']:>8.1f} s {r['posts_per_s']:>8.1f} posts/s")
+    print(f"{'plain loop, 1 process x ' + str(p['threads']) + ' thread(s)':<46}"
+          f"{p['seconds']:>8.1f} s {p['posts_per_s']:>8.1f} posts/s")
+    print(f"ratio Ray / plain: {result['ratio']:.2f}x; intent agreement between the two outputs "
+          f"{100 * result['intent_agreement']:.2f}%")
+    print("Both wall times include loading the model; Ray's also starting Ray and its workers.")

@@ -210,6 +210,48 @@ def load(
     typer.secho("held: no errors, memory growth under the limit", fg="green")
 
 
+@app.command("bench-batch")
+def bench_batch(
+    model: Annotated[Path, typer.Option(help="Model folder.")] = Path("models/default"),
+    posts: Annotated[int, typer.Option(help="Posts to score: real tweets from ../shared/data, repeated.")] = 100_000,
+    batch_size: Annotated[int, typer.Option(help="Posts per predictor call, the same in both runs.")] = 256,
+    block_rows: Annotated[int, typer.Option(help="Posts per output block of the Ray job.")] = 10_000,
+    threads: Annotated[int, typer.Option(help="Inference threads per Ray actor.")] = 1,
+    actors: Annotated[int | None, typer.Option(help="Ray actors (default: CPUs / threads).")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray (default: all cores).")] = None,
+    backend: Annotated[str | None, typer.Option(help="torch, onnx or sklearn; default: the model's.")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or int8; default: the model's.")] = None,
+    work: Annotated[Path | None, typer.Option(help="Keep the input and both outputs here (default: a "
+                                                   "temporary folder, removed).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
+):
+    """Posts/s of the Ray Data batch job and of a plain single-process loop over the predictor, in one run."""
+    import json
+    import tempfile
+
+    from model import ModelFolderError, read_metadata
+
+    from . import bench as b
+
+    try:
+        read_metadata(model)
+    except ModelFolderError as e:
+        _fail(str(e))
+    texts = b.batch_texts(posts)
+    if texts is None:
+        print(f"skipped: {b.SHARED} with {' and '.join(b.BATCH_SOURCES)} is not here; the benchmark needs real tweets")
+        return
+    if work and work.exists():
+        _fail(f"{work} exists; give a new folder")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = b.bench_batch(model, texts, work or Path(tmp), batch_size, block_rows, threads, actors, num_cpus,
+                               backend, precision)
+    b.print_batch(result)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+
+
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

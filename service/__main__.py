@@ -1,7 +1,7 @@
 """`python -m service`: run the scoring API (flags mirror the TRIAGE_* environment variables)."""
 
 import argparse
-import logging
+import copy
 import os
 import sys
 
@@ -39,11 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ModelFolderError, RulesError) as e:
         print(f"error: cannot start: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if settings.workers > 1 and settings.threads is None:
+        # Each worker process holds its own model; left at all cores each, they would fight over them.
+        os.environ["TRIAGE_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
+    # The service's JSON lines on stdout. Through uvicorn's log_config, not logging.basicConfig here: uvicorn
+    # applies it again in each worker process, which starts fresh and would otherwise drop them.
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["formatters"]["plain"] = {"format": "%(message)s"}
+    log_config["handlers"]["plain"] = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"}
+    log_config["root"] = {"handlers": ["plain"], "level": "INFO"}
     uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level="warning", timeout_graceful_shutdown=30)
+                workers=settings.workers, log_level="warning", log_config=log_config, timeout_graceful_shutdown=30)
     return 0
 
 

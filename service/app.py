@@ -27,16 +27,11 @@ from .batcher import MicroBatcher
 from .ratelimit import RateLimiter
 from .routing import Rules
 from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Health, Info, Post, Ready, Reloaded, ReloadRequest, Score
+from .scoring import to_score
 from .settings import Settings
 
 log = logging.getLogger("service")
 
-TEXT_REASONS = [
-    "text reads as low urgency: no reply needed soon",
-    "text reads as a routine request",
-    "text reads as urgent: blocked now, escalating, or ready to buy",
-    "text reads as critical: safety, security, fraud, legal or public risk",
-]
 # Posts used to check a model before it serves (start-up warm-up and hot reload).
 SAMPLE_POSTS = ["@brand my order never arrived and nobody answers", "how do I reset my password?",
                 "love the new app, thanks!", "what does the family plan cost? want to switch today", "lol ok"]
@@ -302,22 +297,10 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         return holder.predictor
 
     # ---- scoring -------------------------------------------------------------------------------------
-    def to_score(post: Post, result: dict, p: Predictor) -> dict:
-        """One result in the `Score` shape (built as a dict: validating our own output again costs time)."""
-        text_level = result["urgency"]
-        followers = post.author.followers if post.author else None
-        verified = bool(post.author and post.author.verified)
-        interactions = post.engagement.shares + post.engagement.replies if post.engagement else None
-        level, reasons = rules.escalate(result["intent"], text_level, followers, verified, interactions)
-        route = rules.route(result["intent"], level)
-        metrics.posts.labels(result["intent"], str(level)).inc()
-        return {
-            "id": post.id, "intent": result["intent"], "scores": result["scores"], "also": result["also"],
-            "urgency": {"level": level, "name": URGENCY_NAMES[level], "score": result["urgency_score"],
-                        "reasons": [TEXT_REASONS[text_level]] + reasons},
-            "route": {"queue": route.queue, "priority": route.priority,
-                      "respond_within_minutes": route.respond_within_minutes},
-            "model_version": p.version}
+    def score_of(post: Post, result: dict, p: Predictor) -> dict:
+        score = to_score(post, result, rules, p.version)
+        metrics.posts.labels(score["intent"], str(score["urgency"]["level"])).inc()
+        return score
 
     async def score_posts(request: Request, posts: list[Post]) -> tuple[list[dict], Predictor]:
         ready_predictor()
@@ -325,7 +308,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         if settings.log_text:
             request.state.texts = [p.text for p in posts]
         results, p = await batcher.submit([post.text for post in posts])
-        scored = [to_score(post, r, p) for post, r in zip(posts, results)]
+        scored = [score_of(post, r, p) for post, r in zip(posts, results)]
         db.log(posts, scored)
         return scored, p
 

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -61,3 +62,28 @@ def test_broken_routing_stops_startup(tiny_model, tmp_path):
     proc, _ = start(tiny_model, "--routing", str(rules))
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "line 2" in out and "priority" in out
+
+
+def test_workers_each_load_the_model_and_share_the_port(tiny_model, tmp_path):
+    """`--workers 2`: two processes, each with its own model, behind one port; both stop cleanly."""
+    log = tmp_path / "out.log"
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "service", "--port", str(port), "--model-dir", str(tiny_model),
+                                 "--workers", "2"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_ready(port, proc)
+        deadline = time.time() + 120
+        while log.read_text().count('"event": "model_loaded"') < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert log.read_text().count('"event": "model_loaded"') == 2, log.read_text()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for i in range(10):
+                r = client.post("/v1/score", json={"text": f"my order {i} never arrived"}, headers={"Connection": "close"})
+                assert r.status_code == 200 and r.json()["intent"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    assert text.count('"event": "stopped"') == 2 and text.count('"route": "/v1/score"') == 10
