@@ -401,6 +401,9 @@ def _start_ray(options: Options):
 
     import ray
 
+    # Ray's usage reporting phones home and, at the end of a run, queries a Prometheus that is not there
+    # (a page of connection tracebacks); a user who wants it sets the variable.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "TOKENIZERS_PARALLELISM": "false",
            "TRANSFORMERS_VERBOSITY": "error"}
     if options.ray_address:

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import logging
-import re
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -13,7 +12,7 @@ from pydantic import BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import IdempotencyConflict, Store, now, utc
-from .schemas import Correction, Error, Stats, Stored
+from .schemas import Correction, Error, Stats, Stored, iso_datetime
 
 log = logging.getLogger("service")
 RETRY_AFTER = "5"
@@ -78,13 +77,6 @@ def _short(e: Exception) -> str:
     return str(e).splitlines()[0][:300]
 
 
-def _iso_only(value):
-    # pydantic would read a bare number as Unix time; the API promises an ISO 8601 date-time.
-    if isinstance(value, str) and not re.match(r"\d{4}-\d\d-\d\d", value):
-        raise ValueError("since must be an ISO 8601 date-time, e.g. 2026-11-25T10:00:00Z")
-    return value
-
-
 def router(db: Database, labels, api_error) -> APIRouter:
     """`labels()` gives the serving model's label set; `api_error` builds the API's one error shape."""
     r = APIRouter()
@@ -122,7 +114,7 @@ def router(db: Database, labels, api_error) -> APIRouter:
         return JSONResponse(body, status_code=201 if created else 200)
 
     @r.get("/stats", response_model=Stats, summary="Scored posts per intent and urgency, and mean confidence, over time")
-    async def stats(since: Annotated[datetime | None, BeforeValidator(_iso_only),
+    async def stats(since: Annotated[datetime | None, BeforeValidator(lambda v: iso_datetime(v, "since")),
                                      Query(description="ISO time; default: 24 hours ago")] = None,
                     bucket: Literal["hour", "day"] = "hour"):
         since = utc(since) if since else now() - timedelta(days=1)

@@ -1,5 +1,6 @@
 """The JSON contract of the API. Other systems code against these names: change them only with a new /v2."""
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -38,6 +39,15 @@ class Engagement(BaseModel):
     replies: Count = 0
 
 
+def iso_datetime(v, name: str):
+    # pydantic would read a number, or a numeric string, as Unix time; the contract is RFC 3339 text.
+    if v is None or isinstance(v, datetime):
+        return v
+    if not isinstance(v, str) or not re.match(r"\d{4}-\d\d-\d\d", v):
+        raise ValueError(f"{name} must be an RFC 3339 date-time string, e.g. 2026-11-25T10:00:00Z")
+    return v
+
+
 def _not_blank(v: str) -> str:
     if not v.strip():
         raise ValueError("text is blank")
@@ -61,13 +71,7 @@ class Post(BaseModel):
 
     _text = field_validator("text")(_not_blank)
 
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def date_is_text(cls, v):
-        # The contract says an RFC 3339 string; a bare number would otherwise pass as a Unix time.
-        if v is not None and not isinstance(v, str | datetime):
-            raise ValueError("created_at must be an RFC 3339 date-time string, e.g. 2026-11-25T10:00:00Z")
-        return v
+    _created = field_validator("created_at", mode="before")(lambda v: iso_datetime(v, "created_at"))
 
 
 class Batch(BaseModel):

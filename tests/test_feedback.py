@@ -96,6 +96,13 @@ def test_prediction_log_and_stats(predictor, database_url):
         assert conn.execute(text("SELECT count(*) FROM predictions WHERE text IS NOT NULL")).scalar() == 0
 
 
+@pytest.mark.parametrize("since", ["0", "1764064800", "yesterday"])
+def test_stats_since_must_be_a_date(predictor, tmp_path, since):
+    with app_client(predictor, f"sqlite:///{tmp_path}/t.db") as client:
+        r = client.get("/v1/stats", params={"since": since})
+    assert r.status_code == 422 and "since must be an RFC 3339 date-time" in r.json()["error"], r.text
+
+
 def test_export_later_corrections_win_and_retrain_data_passes(predictor, tmp_path):
     url = f"sqlite:///{tmp_path}/t.db"
     with app_client(predictor, url) as client:
