@@ -25,6 +25,7 @@ from model import URGENCY_NAMES, ModelFolderError, Predictor, read_metadata
 from . import feedback
 from .batcher import MicroBatcher
 from .ratelimit import RateLimiter
+from .replicas import Follower
 from .routing import Rules
 from .schemas import MAX_BATCH, MAX_TEXT, Batch, BatchScore, Error, Health, Info, Post, Ready, Reloaded, ReloadRequest, Score
 from .scoring import to_score
@@ -174,10 +175,25 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         metrics.model.clear()
         metrics.model.labels(p.version).set(1)
 
+    async def swap(path: Path) -> None:
+        async with holder.lock:
+            serve(await asyncio.to_thread(load_checked, path, settings, rules))
+
+    follower = Follower(db, settings.model_dir, settings.reload_poll_seconds, swap,
+                        lambda: holder.predictor.version if holder.predictor else None)
+
     async def load_at_start():
         try:
-            serve(await asyncio.to_thread(load_checked, settings.model_dir, settings, rules))
+            path = await follower.start_dir()
+            try:
+                serve(await asyncio.to_thread(load_checked, path, settings, rules))
+            except Exception as e:
+                if path == settings.model_dir:
+                    raise
+                log.error(json.dumps({"event": "reload_follow_failed", "model_dir": str(path), "error": str(e)}))
+                serve(await asyncio.to_thread(load_checked, settings.model_dir, settings, rules))
             log.info(json.dumps({"event": "model_loaded", "version": holder.predictor.version}))
+            follower.start(adopt=follower.seen is None)
         except Exception as e:
             holder.error = str(e)
             log.error(json.dumps({"event": "model_load_failed", "error": str(e)}))
@@ -194,9 +210,13 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         else:
             read_metadata(settings.model_dir)  # a missing folder stops start-up here, with its name
             loader = asyncio.create_task(load_at_start())
+        if predictor is not None:
+            await follower.start_dir(announce=False)  # only to know which reloads are older than this process
+            follower.start(adopt=False)
         yield
         if loader:
             loader.cancel()
+        await follower.stop()
         await batcher.stop()
         migrations.cancel()
         await db.close()
@@ -350,8 +370,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
                 log.warning(json.dumps({"event": "reload_refused", "model_dir": str(path), "error": str(e)}))
                 raise ApiError(422, "bad_model", f"model not swapped, still serving {previous}: {e}") from e
             serve(new)
+            shared = await follower.record(path, new.version)
         log.info(json.dumps({"event": "model_reloaded", "version": new.version, "previous": previous}))
-        return {"model_version": new.version, "previous_version": previous, "model_dir": str(path)}
+        return {"model_version": new.version, "previous_version": previous, "model_dir": str(path), "shared": shared}
 
     v1.include_router(feedback.router(db, lambda: ready_predictor().labels, ApiError))
     app.include_router(v1)

@@ -4,6 +4,7 @@ SQLite by default (a file, nothing to install); PostgreSQL when several replicas
 Everything here is blocking: the API calls it through `asyncio.to_thread`.
 """
 
+import contextlib
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -56,6 +57,16 @@ class Prediction(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class Reload(Base):
+    """A model swapped in by hot reload. Every process sharing the database follows the newest row."""
+    __tablename__ = "reloads"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    model_dir: Mapped[str] = mapped_column(String(1000))
+    version: Mapped[str] = mapped_column(String(128))
+    configured_dir: Mapped[str] = mapped_column(String(1000))  # TRIAGE_MODEL_DIR of the process that reloaded
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class IdempotencyConflict(ValueError):
     """The key was used before for a different correction."""
 
@@ -89,11 +100,20 @@ class Store:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+        with self._migration_lock(), self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(72616765)"))  # one migrator at a time
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+
+    def _migration_lock(self):
+        """SQLite has no advisory lock: workers starting together on one file take turns through a lock file."""
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:" or not Path(database).parent.is_dir():
+            return contextlib.nullcontext()  # (a lock file would create the missing folder; let SQLite say it)
+        from filelock import FileLock
+
+        return FileLock(f"{database}.migrate.lock", timeout=60)
 
     def add_feedback(self, record: dict, key: str | None = None) -> tuple[dict, bool]:
         """Store a correction once. Returns (stored row, created); a repeated key returns the first row."""
@@ -135,6 +155,19 @@ class Store:
             query = query.where(Feedback.created_at >= since)
         with Session(self.engine) as session:
             return list(session.scalars(query))
+
+    def record_reload(self, model_dir: str, version: str, configured_dir: str) -> int:
+        with Session(self.engine) as session, session.begin():
+            row = Reload(model_dir=model_dir, version=version, configured_dir=configured_dir, created_at=now())
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def latest_reload(self) -> dict | None:
+        with Session(self.engine) as session:
+            row = session.scalar(select(Reload).order_by(Reload.id.desc()).limit(1))
+            return None if row is None else {"id": row.id, "model_dir": row.model_dir, "version": row.version,
+                                             "configured_dir": row.configured_dir}
 
     def log_predictions(self, rows: list[dict]) -> None:
         stamp = now()

@@ -102,7 +102,8 @@ def router(db: Database, labels, api_error) -> APIRouter:
         record = {"post_id": body.post_id, "text": body.text, "intent": body.intent, "also": ";".join(body.also),
                   "urgency": body.urgency, "agent": body.agent, "note": body.note,
                   "predicted_intent": predicted.intent if predicted else None,
-                  "predicted_urgency": predicted.urgency if predicted else None}
+                  "predicted_urgency": predicted.urgency if predicted else None,
+                  "model_version": predicted.model_version if predicted else None}
         try:
             store = await db.ready()
             stored, created = await asyncio.to_thread(store.add_feedback, record, idempotency_key)

@@ -119,13 +119,15 @@ class Error(BaseModel):
 class Predicted(BaseModel):
     intent: str | None = Field(None, max_length=40)
     urgency: int | None = Field(None, ge=0, le=3)
+    model_version: str | None = Field(None, max_length=128, description="as the score response gave it")
 
 
 class Correction(BaseModel):
     """An agent's correction: what the post really is, by the labeling guide."""
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "post_id": "1868203", "text": "@SkyFly how do I add a bag to my booking?",
-        "predicted": {"intent": "complaint", "urgency": 2}, "intent": "question", "also": [], "urgency": 1,
+        "predicted": {"intent": "complaint", "urgency": 2, "model_version": "20261125-3f9a1c2e"},
+        "intent": "question", "also": [], "urgency": 1,
         "agent": "agent-17", "note": "no complaint here"}]})
 
     post_id: str | None = Field(None, max_length=128)
@@ -166,6 +168,8 @@ class Reloaded(BaseModel):
     model_version: str
     previous_version: str | None
     model_dir: str
+    shared: bool = Field(description="recorded in the database: every worker and replica sharing it loads this "
+                         "folder within reload_poll_seconds (false: the database is down, this process only)")
 
 
 class ModelInfo(BaseModel):

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
                                      "when no keys are set); default: no limit")
     rate_limit_burst: int | None = Field(None, ge=1, description="requests a key may send at once; "
                                          "default: one second's worth")
+    reload_poll_seconds: float = Field(2.0, ge=0, le=3600, description="how often each process looks in the "
+                                       "database for a reload made by another worker or replica; 0: never")
     log_text: bool = Field(False, description="include post text in request logs (debugging only)")
 
     _split_lists = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(_split)

@@ -42,7 +42,7 @@ def test_migrations_are_repeatable(database_url):
     store.migrate()
     store.migrate()  # a second replica starting finds the schema current and changes nothing
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
         assert conn.execute(select(func.count()).select_from(Feedback)).scalar() == 0
     store.close()
 
