@@ -43,6 +43,7 @@ def main() -> int:
     last = int(old["id"].str[2:].astype(int).max())
     new["id"] = [f"st{i:05d}" for i in range(last + 1, last + 1 + len(new))]
     strata = new["intent"] + "-" + (new["urgency"].astype(int) >= 2).astype(str)
+    strata = strata.where(strata.map(strata.value_counts()) >= 2, new["intent"] + "-False")  # a lone one joins the rest
     _, test = train_test_split(new.index, test_size=0.15, stratify=strata, random_state=20261126)
     new["split"] = "train"
     new.loc[test, "split"] = "test"

@@ -95,8 +95,41 @@ def bench_predictor(model_dir: Path, texts: list[str], n_single: int, batch: int
         lat, secs = time_single(p.predict, texts[:n_single])
         rows.append(summarize(f"predictor {label}, one post", lat, len(lat), secs, **agree))
         lat, secs = time_batched(p.predict, texts, batch)
-        rows.append(summarize(f"predictor {label}, batch {batch}", lat, len(texts), secs, **agree))
+        rows.append(summarize(f"predictor {label}, batch {batch}", lat, len(texts), secs, **agree,
+                              variant=[backend, precision, margin]))
     return rows
+
+
+def bench_streams(model_dir: Path, texts: list[str], variant: tuple, streams: int, batch: int) -> dict:
+    """Batches scored by `streams` threads at once, each with its share of the cores (as the service does)."""
+    import threading
+
+    import torch
+
+    backend, precision, margin = variant
+    before = torch.get_num_threads()
+    threads = max(1, (os.cpu_count() or 1) // streams)
+    p = Predictor.from_pretrained(model_dir, backend=backend, threads=threads, precision=precision, margin=margin)
+    chunks = [texts[i:i + batch] for i in range(0, len(texts), batch)]
+    p.predict(chunks[0])
+    latencies = []
+
+    def work(part):
+        for chunk in part:
+            t0 = time.perf_counter()
+            p.predict(chunk)
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(chunks[k::streams],)) for k in range(streams)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - started
+    torch.set_num_threads(before)
+    return summarize(f"predictor {p.backend_name}, {streams} streams of {threads} thread(s), batch {batch}",
+                     latencies, len(texts), seconds, variant=list(variant))
 
 
 # ---- HTTP load: a small keep-alive HTTP/1.1 client, so the load generator costs little CPU --------------
@@ -217,6 +250,14 @@ def print_table(result: dict) -> None:
               f"{r['posts_per_s'] / base:>7.1f}x{agree:>14}{errors}")
     print("x base: posts/s over the plain pipeline one post at a time; agree: intent/urgency agreement with "
           "the torch fp32 predictor")
+    http16 = next((r for r in result["rows"] if r["name"].startswith("HTTP /v1/score, 16 ")), None)
+    served = [r for r in result["rows"] if r.get("variant") == result["service_variant"]]
+    if http16 and served:
+        best = max(served, key=lambda r: r["posts_per_s"])
+        print(f"\nHTTP, 16 clients of single posts: {http16['posts_per_s']:.0f} posts/s, "
+              f"{100 * http16['posts_per_s'] / best['posts_per_s']:.0f}% of the best in-process batch run of the "
+              f"service's backend ({best['name']}: {best['posts_per_s']:.0f} posts/s); "
+              f"{http16['posts_per_s'] / base:.1f}x the plain pipeline one post at a time; p99 {http16['p99_ms']:.1f} ms")
 
 
 # ---- batch scoring: the Ray Data job against a plain loop over the predictor ---------------------------------

@@ -136,6 +136,9 @@ def bench(
         "torch:bf16:0"),
     margin: Annotated[float, typer.Option(help="Cascade margin of the low-precision variants.")] = 0.2,
     threads: Annotated[int | None, typer.Option(help="Inference threads (default: all cores).")] = None,
+    streams: Annotated[int, typer.Option(help="Inference streams of the in-process run that mirrors the service.")] = 2,
+    stream_batch: Annotated[int, typer.Option(help="Batch size of that run (the service's micro-batches are up "
+                                              "to 8 posts; 16 is its best in-process).")] = 16,
     http: Annotated[bool, typer.Option(help="Also benchmark the running HTTP service.")] = True,
     out: Annotated[Path | None, typer.Option(help="Also write the results as JSON here.")] = None,
 ):
@@ -159,11 +162,13 @@ def bench(
     variants = [("torch", "fp32", 0.0), ("torch", "bf16", 0.0), ("torch", "bf16", margin), ("onnx", "fp32", 0.0),
                 ("onnx", "int8", 0.0), ("onnx", "int8", margin)]
     rows += b.bench_predictor(model, texts, single, batch, variants, threads)
+    backend, precision, service_margin = (service.split(":") + ["fp32", "0"])[:3]
+    variant = [backend, precision, float(service_margin)]
+    rows.append(b.bench_streams(model, texts, variant, streams, stream_batch))
     if http:
-        backend, precision, service_margin = (service.split(":") + ["fp32", "0"])[:3]
-        rows += b.bench_http(model, texts, (backend, precision, float(service_margin)), requests, batch,
-                             max_seconds, threads)
-    result = {"source": source, "texts": len(texts), "cpus": os.cpu_count(), "service": service, "rows": rows}
+        rows += b.bench_http(model, texts, variant, requests, batch, max_seconds, threads)
+    result = {"source": source, "texts": len(texts), "cpus": os.cpu_count(), "service": service,
+              "service_variant": variant, "rows": rows}
     b.print_table(result)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

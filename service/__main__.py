@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", help="torch, onnx or sklearn (TRIAGE_BACKEND, default: the model's)")
     parser.add_argument("--precision", help="fp32, bf16 (torch) or int8 (onnx) (TRIAGE_PRECISION)")
     parser.add_argument("--cascade-margin", type=float, help="re-score close calls in fp32 (TRIAGE_CASCADE_MARGIN)")
-    parser.add_argument("--threads", type=int, help="inference threads per worker (TRIAGE_THREADS)")
+    parser.add_argument("--threads", type=int, help="inference threads per stream (TRIAGE_THREADS)")
+    parser.add_argument("--inference-streams", type=int, help="micro-batches scored at once per worker "
+                        "(TRIAGE_INFERENCE_STREAMS, default 2)")
     args = parser.parse_args(argv)
     # Flags become environment variables so that every worker process reads the same settings.
     for name, value in vars(args).items():
@@ -39,9 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, ModelFolderError, RulesError) as e:
         print(f"error: cannot start: {e}", file=sys.stderr)
         return 2
-    if settings.workers > 1 and settings.threads is None:
-        # Each worker process holds its own model; left at all cores each, they would fight over them.
-        os.environ["TRIAGE_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 

@@ -77,7 +77,7 @@ class ModelHolder:
 
 def load_checked(path: Path, settings: Settings, rules: Rules) -> Predictor:
     """Load a model folder and prove it works on sample posts before it serves."""
-    predictor = Predictor.from_pretrained(path, backend=settings.backend, threads=settings.threads,
+    predictor = Predictor.from_pretrained(path, backend=settings.backend, threads=settings.inference_threads(),
                                          precision=settings.precision, margin=settings.cascade_margin)
     rules.check_labels(predictor.labels)
     for result in predictor.predict(SAMPLE_POSTS):
@@ -164,7 +164,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     settings = settings or Settings()
     rules = Rules.load(settings.routing)
     holder, metrics = ModelHolder(), Metrics()
-    batcher = MicroBatcher(holder, settings.micro_batch_size, settings.micro_batch_wait_ms / 1000)
+    batcher = MicroBatcher(holder, settings.micro_batch_size, settings.micro_batch_wait_ms / 1000,
+                           settings.inference_streams)
     batcher.on_batch = metrics.batch.observe
     scoring_keys = settings.scoring_keys()
     db = feedback.Database(settings.database_url, settings.log_predictions, settings.log_prediction_text,

@@ -11,12 +11,14 @@ class MicroBatcher:
     gather): a lone client's request runs at once.
     """
 
-    def __init__(self, holder, max_size: int, max_wait: float):
+    def __init__(self, holder, max_size: int, max_wait: float, streams: int = 1):
         self.holder = holder
         self.max_size = max_size
         self.max_wait = max_wait
         self.queue: asyncio.Queue = asyncio.Queue()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.executor = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="inference")
+        self.free = asyncio.Semaphore(streams)
+        self.running: set[asyncio.Task] = set()
         self.task: asyncio.Task | None = None
         self.on_batch = None  # callback(size) for metrics
         self.last_requests = 0  # requests in the last batch
@@ -38,6 +40,7 @@ class MicroBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self.free.acquire()  # gather while the streams are busy, so a batch takes all that waited
             items = [await self.queue.get()]
             size = len(items[0][0])
             deadline = loop.time() + self.max_wait
@@ -52,6 +55,13 @@ class MicroBatcher:
                 items.append(item)
                 size += len(item[0])
             self.last_requests = len(items)
+            task = asyncio.create_task(self._infer(items))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _infer(self, items) -> None:
+        loop = asyncio.get_running_loop()
+        try:
             predictor = self.holder.predictor  # a reload swaps this; the batch keeps the one it took
             texts = [t for batch, _ in items for t in batch]
             try:
@@ -60,7 +70,7 @@ class MicroBatcher:
                 for _, future in items:
                     if not future.done():
                         future.set_exception(e)
-                continue
+                return
             if self.on_batch:
                 self.on_batch(len(texts))
             start = 0
@@ -68,3 +78,5 @@ class MicroBatcher:
                 if not future.done():
                     future.set_result((results[start:start + len(batch)], predictor))
                 start += len(batch)
+        finally:
+            self.free.release()
