@@ -24,8 +24,8 @@ from .conftest import POSTS, postgres_database
 from .test_e2e import start
 
 CORRECTION = {"post_id": "p1", "text": "@SkyFly how do I add a bag to my booking?",
-              "predicted": {"intent": "complaint", "urgency": 2}, "intent": "question", "urgency": 1,
-              "agent": "agent-7"}
+              "predicted": {"intent": "complaint", "urgency": 2, "model_version": "v-test"}, "intent": "question",
+              "urgency": 1, "agent": "agent-7"}
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +114,7 @@ def test_export_later_corrections_win_and_retrain_data_passes(predictor, tmp_pat
     assert len(df) == 2
     fixed = df.set_index("id").loc["p1"]
     assert (fixed["intent"], fixed["also"], fixed["urgency"]) == ("sales_lead", "question", 2)
+    assert fixed["model_version"] == "v-test"  # the version that made the prediction the agent corrected
     sample = tmp_path / "posts.csv"
     pd.read_csv(POSTS, keep_default_na=False).groupby("intent").head(20).to_csv(sample, index=False)
     merged = load_posts([sample, out])

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .data import FORMATS
+
 COLUMNS = ["id", "text", "intent", "also", "urgency", "source", "agent", "corrected_at", "model_version"]
 
 
@@ -12,6 +14,9 @@ def export_feedback(url: str, out: Path, since: datetime | None = None) -> pd.Da
     """Write one row per corrected post (the latest correction wins) to CSV, JSON Lines or Parquet."""
     from service.db import Store, utc
 
+    kind = FORMATS.get(out.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{out}: unknown file type {out.suffix!r}; use .csv, .jsonl or .parquet")
     store = Store(url)
     try:
         rows = store.feedback(utc(since) if since else None)
@@ -26,13 +31,6 @@ def export_feedback(url: str, out: Path, since: datetime | None = None) -> pd.Da
                        "corrected_at": utc(f.created_at).isoformat(), "model_version": f.model_version}
     df = pd.DataFrame(list(latest.values()), columns=COLUMNS)
     out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = out.suffix.lower()
-    if suffix == ".csv":
-        df.to_csv(out, index=False)
-    elif suffix in (".jsonl", ".json"):
-        df.to_json(out, orient="records", lines=True, force_ascii=False)
-    elif suffix == ".parquet":
-        df.to_parquet(out, index=False)
-    else:
-        raise ValueError(f"{out}: unknown file type {out.suffix!r}; use .csv, .jsonl or .parquet")
+    {"csv": lambda: df.to_csv(out, index=False), "parquet": lambda: df.to_parquet(out, index=False),
+     "json": lambda: df.to_json(out, orient="records", lines=True, force_ascii=False)}[kind]()
     return df
