@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The default model is trained once from the bundled posts (about 13 minutes on 2 cores; 5 epochs keep it under 15).
+# The default model is trained once from the bundled posts (about 15 minutes on 2 cores at 5 epochs).
 models/default/triage.json: | $(VENV)/.installed
 	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5
 

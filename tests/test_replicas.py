@@ -24,8 +24,8 @@ def wait_for(client, expected: str, seconds: float = 30) -> str | None:
 
 
 @pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path}/shared.db"
+def url(database_url):
+    return database_url  # a fresh SQLite file, and a fresh PostgreSQL database
 
 
 def replica(url, model_dir, predictor=None):
