@@ -5,10 +5,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 class MicroBatcher:
-    """Up to `max_size` posts or `max_wait` seconds per batch; one inference at a time.
+    """Up to `max_size` posts or `max_wait` seconds per batch; up to `streams` batches run at once.
 
     The wait applies only when the last batch gathered several requests (there is concurrency to
-    gather): a lone client's request runs at once.
+    gather): a lone client's request runs at once. A stream gathers while the others compute, so the
+    model never waits for the answers to go out and the next requests to come in.
     """
 
     def __init__(self, holder, max_size: int, max_wait: float, streams: int = 1):
@@ -17,6 +18,7 @@ class MicroBatcher:
         self.max_wait = max_wait
         self.queue: asyncio.Queue = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="inference")
+        self.streams = streams
         self.free = asyncio.Semaphore(streams)
         self.running: set[asyncio.Task] = set()
         self.task: asyncio.Task | None = None
@@ -43,9 +45,11 @@ class MicroBatcher:
             await self.free.acquire()  # gather while the streams are busy, so a batch takes all that waited
             items = [await self.queue.get()]
             size = len(items[0][0])
+            # A backlog larger than the streams' share of small batches is taken in bigger ones (up to 4x).
+            limit = min(4 * self.max_size, max(self.max_size, -(-(self.queue.qsize() + 1) // self.streams)))
             deadline = loop.time() + self.max_wait
             wait = self.last_requests > 1
-            while size < self.max_size:
+            while size < limit:
                 remaining = deadline - loop.time() if wait else 0
                 try:
                     item = self.queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(

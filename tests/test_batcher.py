@@ -49,14 +49,24 @@ def test_each_request_gets_its_own_answer_and_streams_overlap(streams):
     texts = [f"post {i}" for i in range(16)]
     answers = asyncio.run(score_all(fake, streams, texts))
     assert [a[0] for a in answers] == [[f"result of {t}"] for t in texts]
-    assert fake.most == streams and max(fake.sizes) <= 4
+    assert fake.most == streams and max(fake.sizes) <= 16
+
+
+def test_a_backlog_is_shared_out_over_the_streams_in_bigger_batches():
+    fake = Slow()
+    asyncio.run(score_all(fake, 2, [f"post {i}" for i in range(16)]))
+    assert fake.sizes[0] == 8  # half the waiting requests, not the 4 of a quiet moment
+    fake = Slow()
+    asyncio.run(score_all(fake, 2, [f"post {i}" for i in range(100)]))
+    assert max(fake.sizes) == 16  # at most 4x the micro-batch size
 
 
 def test_a_failed_batch_fails_its_requests_only_and_the_batcher_goes_on():
     fake = Slow(fail_on="post 0")
     answers = asyncio.run(score_all(fake, 2, [f"post {i}" for i in range(12)]))
     failed = [a for a in answers if isinstance(a, Exception)]
-    assert failed and all(str(e) == "model broke" for e in failed) and len(failed) <= 4
+    # "post 0" is in the first batch: exactly its requests fail
+    assert all(str(e) == "model broke" for e in failed) and len(failed) == fake.sizes[0] < 12
     assert sum(not isinstance(a, Exception) for a in answers) == 12 - len(failed)
 
 
