@@ -176,9 +176,12 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         metrics.model.clear()
         metrics.model.labels(p.version).set(1)
 
+    async def load(path: Path) -> Predictor:
+        return await asyncio.to_thread(load_checked, path, settings, rules)
+
     async def swap(path: Path) -> None:
         async with holder.lock:
-            serve(await asyncio.to_thread(load_checked, path, settings, rules))
+            serve(await load(path))
 
     follower = Follower(db, settings.model_dir, settings.reload_poll_seconds, swap,
                         lambda: holder.predictor.version if holder.predictor else None)
@@ -187,12 +190,12 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         try:
             path = await follower.start_dir()
             try:
-                serve(await asyncio.to_thread(load_checked, path, settings, rules))
+                serve(await load(path))
             except Exception as e:
                 if path == settings.model_dir:
                     raise
                 log.error(json.dumps({"event": "reload_follow_failed", "model_dir": str(path), "error": str(e)}))
-                serve(await asyncio.to_thread(load_checked, settings.model_dir, settings, rules))
+                serve(await load(settings.model_dir))
             log.info(json.dumps({"event": "model_loaded", "version": holder.predictor.version}))
             follower.start(adopt=follower.seen is None)
         except Exception as e:
@@ -366,7 +369,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         async with holder.lock:
             previous = holder.predictor.version if holder.predictor else None
             try:
-                new = await asyncio.to_thread(load_checked, path, settings, rules)
+                new = await load(path)
             except Exception as e:  # whatever fails in a candidate model, the one in service stays
                 log.warning(json.dumps({"event": "reload_refused", "model_dir": str(path), "error": str(e)}))
                 raise ApiError(422, "bad_model", f"model not swapped, still serving {previous}: {e}") from e

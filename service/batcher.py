@@ -1,6 +1,7 @@
 """Gathers concurrent requests into micro-batches for the predictor, off the event loop."""
 
 import asyncio
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -46,7 +47,7 @@ class MicroBatcher:
             items = [await self.queue.get()]
             size = len(items[0][0])
             # A backlog larger than the streams' share of small batches is taken in bigger ones (up to 4x).
-            limit = min(4 * self.max_size, max(self.max_size, -(-(self.queue.qsize() + 1) // self.streams)))
+            limit = min(4 * self.max_size, max(self.max_size, math.ceil((self.queue.qsize() + 1) / self.streams)))
             deadline = loop.time() + self.max_wait
             wait = self.last_requests > 1
             while size < limit:
