@@ -35,9 +35,10 @@ check-data: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-# Known vulnerabilities in the installed packages (needs PyPI's vulnerability data or OSV; see README).
+# Known vulnerabilities in the installed packages: pip-audit, then PyPI's project pages (see README).
 audit: $(VENV)/.installed
 	$(VENV)/bin/pip-audit
+	$(PY) .ci/audit.py
 
 # 64 clients for 60 s against the real service on 127.0.0.1; exit 1 on any error or >= 10% memory growth.
 load: model

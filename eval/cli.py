@@ -132,8 +132,8 @@ def bench(
     requests: Annotated[int, typer.Option(help="Single-post HTTP requests per concurrency level.")] = 2000,
     batch: Annotated[int, typer.Option(help="Batch size for batched runs.")] = 32,
     max_seconds: Annotated[float, typer.Option(help="Upper bound on each HTTP load run.")] = 60.0,
-    service: Annotated[str, typer.Option(help="The HTTP service's BACKEND:PRECISION:MARGIN, e.g. onnx:int8:0.2.")] = (
-        "torch:bf16:0"),
+    service: Annotated[str, typer.Option(help="The HTTP service's BACKEND:PRECISION:MARGIN, e.g. onnx:int8:0.2; "
+                                         "auto: bf16 where the CPU has it, else fp32.")] = "torch:auto:0",
     margin: Annotated[float, typer.Option(help="Cascade margin of the low-precision variants.")] = 0.2,
     threads: Annotated[int | None, typer.Option(help="Inference threads (default: all cores).")] = None,
     streams: Annotated[int, typer.Option(help="Inference streams of the in-process run that mirrors the service.")] = 2,
@@ -146,6 +146,7 @@ def bench(
     import json
 
     from model import read_metadata
+    from model.backends import resolve_precision
 
     from . import bench as b
 
@@ -163,7 +164,7 @@ def bench(
                 ("onnx", "int8", 0.0), ("onnx", "int8", margin)]
     rows += b.bench_predictor(model, texts, single, batch, variants, threads)
     backend, precision, service_margin = (service.split(":") + ["fp32", "0"])[:3]
-    variant = [backend, precision, float(service_margin)]
+    variant = [backend, resolve_precision(backend, precision), float(service_margin)]
     rows.append(b.bench_streams(model, texts, variant, streams, stream_batch))
     if http:
         rows += b.bench_http(model, texts, variant, requests, batch, max_seconds, threads)

@@ -97,13 +97,21 @@ class Cascade:
         return logits, urgency
 
 
+def native_bf16() -> bool:
+    """Whether the CPU multiplies bf16 in hardware (AMX or AVX512-BF16).
+
+    oneDNN's own check also says yes on plain AVX-512, where bf16 is emulated: measured on such a
+    2-core Xeon, a 512x384 by 384x1536 matmul ran at 28 GFLOP/s in bf16 against 120 in fp32.
+    """
+    cpu = torch.cpu
+    return any(getattr(cpu, check, lambda: False)() for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
 def resolve_precision(name: str, precision: str) -> str:
     """`auto`: bf16 for torch where the CPU has native bf16 matrix instructions, else fp32."""
     if precision != "auto":
         return precision
-    if name == "torch" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return "bf16"
-    return "fp32"
+    return "bf16" if name == "torch" and native_bf16() else "fp32"
 
 
 def load_backend(name: str, path: Path, threads: int | None = None, precision: str = "fp32",

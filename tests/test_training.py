@@ -51,6 +51,18 @@ def test_pipeline_loads_the_folder(tiny_model):
     assert [r["label"] for r in clf(texts)] == [r["intent"] for r in p.predict(texts)]
 
 
+@pytest.mark.parametrize("amx, avx512_bf16, expected", [(False, False, "fp32"), (True, False, "bf16"),
+                                                        (False, True, "bf16")])
+def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it(monkeypatch, tiny_model, amx, avx512_bf16,
+                                                                   expected):
+    # Emulated bf16 (plain AVX-512) ran 4x slower than fp32 here, so `auto` must not pick it there.
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert Predictor.from_pretrained(tiny_model, precision="auto").backend_name == f"torch {expected}"
+
+
 def test_sklearn_backend_same_format(sklearn_model):
     p = Predictor.from_pretrained(sklearn_model)
     assert p.backend_name == "sklearn fp32"

@@ -131,16 +131,32 @@ def export_onnx_cmd(
     model: Annotated[Path, typer.Option(help="Trained model folder (torch backend).")],
     serve: Annotated[str | None, typer.Option(help="Also make BACKEND:PRECISION:MARGIN the folder's default "
                                                       "inference, e.g. onnx:int8:0.2 or torch:bf16:0.2.")] = None,
+    calibration: Annotated[list[Path], typer.Option(
+        help="Posts (any file the trainer reads) to smooth the int8 graph on; default: the model's training "
+             "files where they are found; none: plain int8.")] = [],
 ):
     """Export the model's both heads to ONNX (fp32 and int8) inside the model folder."""
-    from .onnx_export import export_onnx
+    from model import read_metadata
+    from model.text import normalize
+
+    from .data import load_posts
+    from .onnx_export import calibration_sample, export_onnx
 
     try:
         choice = None
         if serve:
             backend, precision, margin = (serve.split(":") + ["fp32", "0"])[:3]
             choice = (backend, precision, float(margin))
-        export_onnx(model, serve=choice)
+        files = calibration or [Path(d["path"]) for d in read_metadata(model).get("data", [])
+                                if Path(d["path"]).is_file()]
+        texts = None
+        if files:
+            posts = load_posts(files)
+            if "split" in posts:
+                posts = posts[posts["split"] != "test"]
+            texts = calibration_sample(posts["text"].map(normalize).tolist())
+            print(f"int8 smoothed on {len(texts)} posts from {', '.join(map(str, files))}")
+        export_onnx(model, serve=choice, calibration=texts)
     except (ValueError, OSError) as e:
         _fail(str(e))
 

@@ -145,9 +145,9 @@ def train(args: TrainArgs) -> Path:
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
         (tmp / "README.md").write_text(model_card(meta))
         if args.export_onnx and backend == "torch":
-            from .onnx_export import export_onnx
+            from .onnx_export import calibration_sample, export_onnx
 
-            export_onnx(tmp)
+            export_onnx(tmp, calibration=calibration_sample(train_df["text"].tolist()))
         move_into_place(tmp, out)
     except OSError as e:  # a full disk, a folder made read-only meanwhile, ...
         shutil.rmtree(tmp, ignore_errors=True)
