@@ -154,10 +154,10 @@ def bench(
     if meta["backend"] != "torch":
         _fail(f"{model} is a {meta['backend']} model; bench compares transformer backends")
     if not (model / "model.int8.onnx").is_file():
-        from training.onnx_export import export_onnx
+        from training.onnx_export import calibration_posts, export_onnx
 
         print("exporting ONNX files into the model folder first")
-        export_onnx(model)
+        export_onnx(model, calibration=calibration_posts(model))
     texts, source = b.bench_texts(posts)
     rows = b.bench_pipeline(model, texts, single, batch)
     variants = [("torch", "fp32", 0.0), ("torch", "bf16", 0.0), ("torch", "bf16", margin), ("onnx", "fp32", 0.0),

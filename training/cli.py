@@ -136,27 +136,14 @@ def export_onnx_cmd(
              "files where they are found; none: plain int8.")] = [],
 ):
     """Export the model's both heads to ONNX (fp32 and int8) inside the model folder."""
-    from model import read_metadata
-    from model.text import normalize
-
-    from .data import load_posts
-    from .onnx_export import calibration_sample, export_onnx
+    from .onnx_export import calibration_posts, export_onnx
 
     try:
         choice = None
         if serve:
             backend, precision, margin = (serve.split(":") + ["fp32", "0"])[:3]
             choice = (backend, precision, float(margin))
-        files = calibration or [Path(d["path"]) for d in read_metadata(model).get("data", [])
-                                if Path(d["path"]).is_file()]
-        texts = None
-        if files:
-            posts = load_posts(files)
-            if "split" in posts:
-                posts = posts[posts["split"] != "test"]
-            texts = calibration_sample(posts["text"].map(normalize).tolist())
-            print(f"int8 smoothed on {len(texts)} posts from {', '.join(map(str, files))}")
-        export_onnx(model, serve=choice, calibration=texts)
+        export_onnx(model, serve=choice, calibration=calibration_posts(model, calibration))
     except (ValueError, OSError) as e:
         _fail(str(e))
 
