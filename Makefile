@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The default model is trained once from the bundled posts (676 s on 2 quiet cores at 5 epochs; about 16 minutes under load).
+# The default model is trained once from the bundled posts (5 epochs: 676 s on 2 quiet AMX cores, 930 s on 2 plain AVX-512 ones).
 models/default/triage.json: | $(VENV)/.installed
 	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5
 
