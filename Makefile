@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The default model is trained once from the bundled posts (5 epochs: 676 s on 2 quiet AMX cores, 930 s on 2 plain AVX-512 ones).
+# The default model is trained once from the bundled posts (5 epochs, fp32: 676 s on one quiet 2-core Xeon, 930 s on a slower one).
 models/default/triage.json: | $(VENV)/.installed
 	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5
 

@@ -133,7 +133,9 @@ def export_onnx_cmd(
                                                       "inference, e.g. onnx:int8:0.2 or torch:bf16:0.2.")] = None,
     calibration: Annotated[list[Path], typer.Option(
         help="Posts (any file the trainer reads) to smooth the int8 graph on; default: the model's training "
-             "files where they are found; none: plain int8.")] = [],
+             "files where they are found unchanged.")] = [],
+    smoothing: Annotated[bool, typer.Option(help="Smooth the int8 graph (SmoothQuant); --no-smoothing: plain "
+                                                 "dynamic int8.")] = True,
 ):
     """Export the model's both heads to ONNX (fp32 and int8) inside the model folder."""
     from .onnx_export import calibration_posts, export_onnx
@@ -143,7 +145,7 @@ def export_onnx_cmd(
         if serve:
             backend, precision, margin = (serve.split(":") + ["fp32", "0"])[:3]
             choice = (backend, precision, float(margin))
-        export_onnx(model, serve=choice, calibration=calibration_posts(model, calibration))
+        export_onnx(model, serve=choice, calibration=calibration_posts(model, calibration) if smoothing else None)
     except (ValueError, OSError) as e:
         _fail(str(e))
 

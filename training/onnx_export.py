@@ -40,7 +40,8 @@ class _Smoothed(nn.Module):
         return self.linear(x * self.inverse)
 
 
-def smooth(model: TriageModel, tokenizer, texts: list[str], alpha: float = SMOOTH_ALPHA, batch: int = 64) -> None:
+def smooth(model: TriageModel, tokenizer, texts: list[str], alpha: float = SMOOTH_ALPHA, batch: int = 64,
+           max_length: int = 128) -> None:
     """SmoothQuant (Xiao et al. 2023): move each encoder Linear's input range into its weights.
 
     int8 rounds every activation of a tensor on one scale, so a few wide input channels cost all the others
@@ -60,7 +61,8 @@ def smooth(model: TriageModel, tokenizer, texts: list[str], alpha: float = SMOOT
     hooks = [m.register_forward_hook(record(n)) for n, m in linears.items()]
     with torch.inference_mode():
         for i in range(0, len(texts), batch):
-            model(**tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=128, return_tensors="pt"))
+            model(**tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt"))
     for h in hooks:
         h.remove()
     with torch.no_grad():
@@ -81,17 +83,35 @@ def calibration_sample(texts: list[str], seed: int = 0) -> list[str]:
 
 
 def calibration_posts(folder: Path, files: list[Path] | None = None) -> list[str] | None:
-    """A sample of `files`, or of the model's own training files where they are found (None if neither)."""
+    """A sample of the posts in `files`, else of the model's own training files: those found, from the
+    current folder, with the checksum recorded at training. None (plain int8, with a warning) if neither."""
     from model.text import normalize
 
-    from .data import load_posts
+    from .data import Columns, DataError, load_posts
+    from .train import sha256
 
-    files = files or [Path(d["path"]) for d in read_metadata(folder).get("data", []) if Path(d["path"]).is_file()]
+    meta = read_metadata(folder)
+    given = bool(files)
+    if not given:
+        recorded = [(Path(d["path"]), d.get("sha256")) for d in meta.get("data", [])]
+        files = [path for path, digest in recorded if path.is_file() and sha256(path) == digest]
+        if len(files) < len(recorded):
+            print(f"warning: {len(recorded) - len(files)} of the model's training files are not here as trained "
+                  "(missing or changed); pass --calibration FILE")
     if not files:
+        print("warning: no posts to smooth on: the int8 graph is plain dynamic int8")
         return None
-    posts = load_posts(files)
-    if "split" in posts:
-        posts = posts[posts["split"] != "test"]
+    args = meta.get("training_args", {}) if not given else {}
+    columns = Columns(args.get("text_column", "text"), args.get("intent_column", "intent"),
+                      args.get("urgency_column", "urgency"))
+    try:
+        posts = load_posts(files, columns)
+    except DataError as e:
+        if given:
+            raise
+        print(f"warning: the training files do not load as trained ({e}); the int8 graph is plain dynamic int8")
+        return None
+    posts = posts[posts["split"] != "test"]
     texts = calibration_sample(posts["text"].map(normalize).tolist())
     print(f"int8 graph smoothed on {len(texts)} posts from {', '.join(map(str, files))}")
     return texts
@@ -131,7 +151,8 @@ def export_onnx(folder: str | Path, quantize: bool = True, serve: tuple[str, str
             source = fp32
             if calibration:
                 model = TriageModel.from_pretrained(folder).eval()
-                smooth(model, AutoTokenizer.from_pretrained(folder), calibration)
+                smooth(model, AutoTokenizer.from_pretrained(folder), calibration,
+                       max_length=meta.get("max_length", 128))
                 source = Path(tmp) / "smoothed.onnx"
                 _export(model, source)
             # The heads stay fp32: they are tiny, and ORT's fused int8 MatMul cannot add the urgency thresholds.

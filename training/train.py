@@ -144,7 +144,9 @@ def train(args: TrainArgs) -> Path:
             "training_args": args.to_dict(),
             "data": [{"path": str(p), "sha256": sha256(p),
                       "rows": int((df["source_file"] == str(p)).sum())} for p in args.data],
-            "rows": {"train": len(train_df), "validation": len(val_df), "test": len(test_df)},
+            "rows": {"train": len(train_df), "validation": len(val_df), "test": len(test_df),
+                     # the sklearn baseline's final fit also learns from the validation rows
+                     "final_fit": len(train_df) + (len(val_df) if backend == "sklearn" else 0)},
             "metrics": metrics,
             "train_seconds": round(time.time() - started, 1),
             "versions": _versions(),
@@ -154,7 +156,7 @@ def train(args: TrainArgs) -> Path:
         if args.export_onnx and backend == "torch":
             from .onnx_export import calibration_sample, export_onnx
 
-            export_onnx(tmp, calibration=calibration_sample(train_df["text"].tolist()))
+            export_onnx(tmp, calibration=calibration_sample(pd.concat([train_df, val_df])["text"].tolist()))
         move_into_place(tmp, out)
     except OSError as e:  # a full disk, a folder made read-only meanwhile, ...
         shutil.rmtree(tmp, ignore_errors=True)
@@ -211,6 +213,8 @@ def model_card(meta: dict) -> str:
     for split_name in ("validation", "test"):
         for k, v in m[split_name].get("headline", {}).items():
             rows.append(f"| {split_name} | {k} | {v:.3f} |")
+    refit = (" (the final fit learned from train and validation; the validation figures are from the fit on "
+             "train alone)") if meta["backend"] == "sklearn" else ""
     data = "\n".join(f"- `{d['path']}`: {d['rows']} rows, sha256 `{d['sha256'][:16]}…`" for d in meta["data"])
     return f"""---
 library_name: transformers
@@ -235,7 +239,7 @@ Calibration: temperature {m['calibration']['temperature']:.2f}, expected calibra
 ## Data
 {data}
 
-Rows: {meta['rows']['train']} train, {meta['rows']['validation']} validation, {meta['rows']['test']} test.
+Rows: {meta['rows']['train']} train, {meta['rows']['validation']} validation, {meta['rows']['test']} test{refit}.
 
 ## Use
 ```python
