@@ -139,7 +139,8 @@ def export_onnx(folder: str | Path, quantize: bool = True, serve: tuple[str, str
     if meta["backend"] != "torch":
         raise ValueError(f"{folder} holds a {meta['backend']} model; only transformer models export to ONNX")
     fp32 = folder / "model.onnx"
-    _export(TriageModel.from_pretrained(folder).eval(), fp32)
+    model = TriageModel.from_pretrained(folder).eval()
+    _export(model, fp32)
     written = [fp32]
     if quantize:
         import onnx
@@ -149,8 +150,7 @@ def export_onnx(folder: str | Path, quantize: bool = True, serve: tuple[str, str
         int8 = folder / "model.int8.onnx"
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             source = fp32
-            if calibration:
-                model = TriageModel.from_pretrained(folder).eval()
+            if calibration:  # the fp32 graph is written: the same model can be smoothed in place
                 smooth(model, AutoTokenizer.from_pretrained(folder), calibration,
                        max_length=meta.get("max_length", 128))
                 source = Path(tmp) / "smoothed.onnx"
