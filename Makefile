@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The default model is trained once from the bundled posts (5 epochs, fp32: 676 s on one quiet 2-core Xeon, 930 s on a slower one).
+# The default model is trained once from the bundled posts (5 epochs, fp32: 676 s on a 2-core Xeon with AMX, 930 s and 1,444 s on two without).
 models/default/triage.json: | $(VENV)/.installed
 	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5
 

@@ -75,7 +75,7 @@ class Predictor:
         if meta["backend"] == "sklearn" and name != "sklearn":
             raise ModelFolderError(f"{path} holds a scikit-learn model; backend {name!r} cannot load it")
         try:
-            engine = load_backend(name, path, threads, precision, margin)
+            engine = load_backend(name, path, threads, precision, margin, meta.get("temperature", 1.0))
         except Exception as e:  # corrupt weights fail in many ways: SafetensorError, UnpicklingError, ...
             raise ModelFolderError(f"cannot load model folder {path} with backend {name!r}: "
                                    f"{type(e).__name__}: {e}") from e

@@ -1,0 +1,36 @@
+"""The cascade re-scores in fp32 exactly the posts whose low-precision answer could flip."""
+
+import numpy as np
+
+from model.backends import Cascade
+
+
+class Fixed:
+    """A backend that returns given intent logits and urgency level probabilities, and counts its posts."""
+
+    name, precision = "fake", "int8"
+
+    def __init__(self, logits, urgency):
+        self.logits, self.urgency, self.seen = np.array(logits, float), np.array(urgency, float), []
+
+    def __call__(self, texts):
+        self.seen += texts
+        rows = [int(t) for t in texts]
+        return self.logits[rows].copy(), self.urgency[rows].copy()
+
+
+def test_cascade_rescores_posts_near_a_decision_only():
+    confident = [5.0, 0.0, 0.0]
+    logits = [confident, [1.0, 0.98, 0.0], confident, confident]
+    urgency = [
+        [0.4, 0.4, 0.1, 0.1],    # two likeliest levels tie, but the median (level 1) is far from flipping
+        [0.9, 0.1, 0.0, 0.0],    # intent close call
+        [0.1, 0.39, 0.5, 0.01],  # clear likeliest level, but P(level <= 1) = 0.49: the median is about to flip
+        [0.7, 0.2, 0.05, 0.05],  # nothing close
+    ]
+    fast, exact = Fixed(logits, urgency), Fixed(np.zeros((4, 3)), np.full((4, 4), 0.25))
+    cascade = Cascade(fast, exact, margin=0.1)
+    out_logits, out_urgency = cascade(["0", "1", "2", "3"])
+    assert exact.seen == ["1", "2"] and cascade.rescored == 2
+    assert np.allclose(out_urgency[[1, 2]], 0.25) and np.allclose(out_urgency[[0, 3]], np.array(urgency)[[0, 3]])
+    assert np.allclose(out_logits[0], confident)
