@@ -81,28 +81,28 @@ def intent_margin(p: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
-def urgency_margin(p: np.ndarray) -> np.ndarray:
-    """Twice the distance of the nearest cumulative probability from one half.
+def urgency_margin(p: np.ndarray, cuts=(0.5, 0.5, 0.5)) -> np.ndarray:
+    """Twice the distance of the nearest P(level > k) from its cut.
 
-    The level is the median (`urgency_level`), so it flips only where a cumulative probability crosses
-    one half. The gap between the two likeliest levels, used before, re-scored 30% of real tweets at
-    margin 0.2 where this re-scores 18% and keeps as many answers (docs/results.md).
+    The level flips only where one of them crosses its cut (`urgency_level`). The gap between the two
+    likeliest levels, used before, re-scored 30% of real tweets at margin 0.2 where this re-scores 18%
+    and keeps as many answers (docs/results.md).
     """
-    return 2 * np.abs(np.cumsum(p, axis=1)[:, :-1] - 0.5).min(axis=1)
+    return 2 * np.abs(1 - np.cumsum(p, axis=1)[:, :-1] - np.asarray(cuts)).min(axis=1)
 
 
 class Cascade:
     """The fast backend for every post, the exact one again for the close calls."""
 
-    def __init__(self, fast, exact, margin: float, temperature: float = 1.0):
-        self.fast, self.exact, self.margin, self.temperature = fast, exact, margin, temperature
+    def __init__(self, fast, exact, margin: float, temperature: float = 1.0, cuts=(0.5, 0.5, 0.5)):
+        self.fast, self.exact, self.margin, self.temperature, self.cuts = fast, exact, margin, temperature, cuts
         self.name, self.precision = fast.name, f"{fast.precision}+fp32"
         self.rescored = 0  # posts scored again, for benchmarks
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         logits, urgency = self.fast(texts)
         close = np.flatnonzero((intent_margin(softmax(logits, self.temperature)) < self.margin)
-                               | (urgency_margin(urgency) < self.margin))
+                               | (urgency_margin(urgency, self.cuts) < self.margin))
         if len(close):
             logits[close], urgency[close] = self.exact([texts[i] for i in close])
             self.rescored += len(close)
@@ -127,9 +127,9 @@ def resolve_precision(name: str, precision: str) -> str:
 
 
 def load_backend(name: str, path: Path, threads: int | None = None, precision: str = "fp32",
-                 margin: float = 0.0, temperature: float = 1.0):
-    """`margin` > 0 with bf16 or int8: a Cascade, its intent margin on probabilities at `temperature`
-    (the model's calibration, so the margin reads as the probabilities the predictor reports)."""
+                 margin: float = 0.0, temperature: float = 1.0, cuts=(0.5, 0.5, 0.5)):
+    """`margin` > 0 with bf16 or int8: a Cascade, its margins read on what the predictor reports (intent
+    probabilities at `temperature`, urgency against the model's `cuts`)."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(PRECISIONS)}")
     precision = resolve_precision(name, precision)
@@ -146,5 +146,5 @@ def load_backend(name: str, path: Path, threads: int | None = None, precision: s
 
         make = lambda p: OnnxBackend(path, precision=p, threads=threads)  # noqa: E731
     if precision != "fp32" and margin > 0:
-        return Cascade(make(precision), make("fp32"), margin, temperature)
+        return Cascade(make(precision), make("fp32"), margin, temperature, cuts)
     return make(precision)

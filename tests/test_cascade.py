@@ -34,3 +34,12 @@ def test_cascade_rescores_posts_near_a_decision_only():
     assert exact.seen == ["1", "2"] and cascade.rescored == 2
     assert np.allclose(out_urgency[[1, 2]], 0.25) and np.allclose(out_urgency[[0, 3]], np.array(urgency)[[0, 3]])
     assert np.allclose(out_logits[0], confident)
+
+
+def test_cascade_reads_urgency_against_the_models_cuts():
+    # P(level > 1) = 0.35: far from the median's 0.5, but at the cut of a model whose cut into "high" is 0.36.
+    urgency = [[0.3, 0.35, 0.3, 0.05]]
+    for cuts, rescored in (((0.5, 0.5, 0.5), 0), ((0.5, 0.36, 0.5), 1)):
+        exact = Fixed(np.zeros((1, 3)), urgency)
+        Cascade(Fixed([[5.0, 0.0, 0.0]], urgency), exact, margin=0.1, cuts=cuts)(["0"])
+        assert len(exact.seen) == rescored

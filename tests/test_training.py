@@ -24,6 +24,7 @@ def test_transformer_folder_is_complete(tiny_model):
     assert meta["labels"] == sorted(["complaint", "question", "praise", "sales_lead", "other"])
     assert [config["id2label"][str(i)] for i in range(5)] == meta["labels"]
     assert meta["version"].startswith("tiny-") and meta["temperature"] > 0
+    assert meta["urgency_cuts"][0] == meta["urgency_cuts"][2] == 0.5 and 0.05 <= meta["urgency_cuts"][1] <= 0.5
     assert meta["data"][0]["sha256"] and meta["data"][0]["rows"] == 200
     for key in ("validation", "test", "calibration"):
         assert key in meta["metrics"]

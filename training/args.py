@@ -39,6 +39,7 @@ class TrainArgs:
     class_weights: str = "sqrt"
     thresholds: dict[str, float] = field(default_factory=dict)
     also_threshold: float = 0.25
+    urgency_recall: float = 0.9
     overwrite: bool = False
     export_onnx: bool = False
 
@@ -58,6 +59,7 @@ class TrainArgs:
             ("min_per_class", self.min_per_class >= 2, "must be >= 2"),
             ("urgency_weight", self.urgency_weight >= 0, "must be >= 0"),
             ("also_threshold", 0 < self.also_threshold <= 1, "must be in (0, 1]"),
+            ("urgency_recall", 0 <= self.urgency_recall <= 1, "must be between 0 and 1"),
         ]
         for name, ok, why in checks:
             if not ok:

@@ -100,6 +100,9 @@ def train(
     class_weights: Annotated[str, typer.Option(help="Loss weights per intent: balanced, sqrt (milder) or none.")] = "sqrt",
     urgency_weight: Annotated[float, typer.Option(help="Weight of the urgency loss beside the intent loss.")] = 1.0,
     min_per_class: Annotated[int, typer.Option(help="Fewest training rows an intent may have.")] = 10,
+    urgency_recall: Annotated[float, typer.Option(help="Lower the cut into urgency 2-3 until this share of "
+                                                       "the validation posts at 2-3 reach it; 0: the median "
+                                                       "level.")] = 0.9,
     threshold: Annotated[list[str], typer.Option(help="LABEL=P: say LABEL only at probability P or more; repeatable.")] = [],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     export_onnx: Annotated[bool, typer.Option(help="Also export model.onnx (and int8) for the fast backend.")] = False,
@@ -119,7 +122,8 @@ def train(
                          validation_fraction=validation_fraction, patience=patience, seed=seed,
                          class_weights=class_weights, urgency_weight=urgency_weight,
                          min_per_class=min_per_class, thresholds=_parse_thresholds(threshold),
-                         overwrite=overwrite, export_onnx=export_onnx)
+                         overwrite=overwrite, export_onnx=export_onnx,
+                         urgency_recall=urgency_recall)
         run(args)
     except (ValueError, FileExistsError, OSError) as e:
         _fail(str(e))

@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 from eval.metrics import headline, intent_metrics, urgency_metrics
 from model import META_FILE, URGENCY_NAMES, Predictor
 from model.backends import load_backend
-from model.calibration import expected_calibration_error, fit_temperature, softmax
+from model.calibration import expected_calibration_error, fit_temperature, fit_urgency_cuts, softmax
 from model.text import normalize
 
 from . import baseline
@@ -104,11 +104,13 @@ def train(args: TrainArgs) -> Path:
             fit_transformer(args, labels, train_df, val_df, tmp)
             backend = "torch"
         # Raw logits through the same backend that will serve the folder.
-        val_logits, _ = load_backend(backend, tmp)(val_df["text"].tolist())
+        val_logits, val_urgency = load_backend(backend, tmp)(val_df["text"].tolist())
         val_y = val_df["label"].to_numpy()
         temperature = fit_temperature(val_logits, val_y) if backend == "torch" else 1.0
+        known = val_df["urgency_id"].to_numpy() >= 0
+        cuts = fit_urgency_cuts(val_urgency[known], val_df["urgency_id"].to_numpy()[known], args.urgency_recall)
         calibration = {
-            "temperature": temperature,
+            "temperature": temperature, "urgency_cuts": cuts,
             "ece_before": expected_calibration_error(softmax(val_logits), val_y),
             "ece_after": expected_calibration_error(softmax(val_logits, temperature), val_y),
         }
@@ -117,8 +119,8 @@ def train(args: TrainArgs) -> Path:
             # Serving default; `auto` is bf16 where the CPU has it (measured: 99.8% the fp32 answers).
             "inference": {"backend": backend, "precision": "auto" if backend == "torch" else "fp32",
                           "cascade_margin": 0.0},
-            "temperature": temperature, "thresholds": args.thresholds, "also_threshold": args.also_threshold,
-            "max_length": args.max_length,
+            "temperature": temperature, "urgency_cuts": cuts, "thresholds": args.thresholds,
+            "also_threshold": args.also_threshold, "max_length": args.max_length,
         }
         (tmp / META_FILE).write_text(json.dumps({**meta, "version": "pending"}))
         predictor = Predictor.from_pretrained(tmp)
@@ -202,7 +204,8 @@ def _print_summary(meta: dict) -> None:
     print(f"validation intent macro-F1: {meta['backend']} {val['intent_macro_f1']:.3f} | "
           f"tf-idf baseline {m['validation']['baseline_macro_f1']:.3f}")
     print(f"calibration ECE: {m['calibration']['ece_before']:.3f} before, {m['calibration']['ece_after']:.3f} after "
-          f"(temperature {m['calibration']['temperature']:.2f})")
+          f"(temperature {m['calibration']['temperature']:.2f}); "
+          f"cut into urgency 2-3: {m['calibration']['urgency_cuts'][1]:.2f}")
     if m["test"]:
         print("test split: " + ", ".join(f"{k} {v:.3f}" for k, v in m["test"]["headline"].items()))
 
@@ -235,6 +238,8 @@ Created {meta['created']} in {meta['train_seconds']:.0f} s.
 TF-IDF baseline, validation intent macro-F1: {m['validation']['baseline_macro_f1']:.3f}.
 Calibration: temperature {m['calibration']['temperature']:.2f}, expected calibration error
 {m['calibration']['ece_before']:.3f} before and {m['calibration']['ece_after']:.3f} after.
+Urgency: a post is high (2) or critical once P(level > 1) exceeds {m['calibration']['urgency_cuts'][1]:.2f},
+fitted so that {meta['training_args']['urgency_recall']:.0%} of the validation posts at levels 2-3 are found.
 
 ## Data
 {data}
