@@ -64,6 +64,24 @@ def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it(monkeypatch, ti
     assert Predictor.from_pretrained(tiny_model, precision="auto").backend_name == f"torch {expected}"
 
 
+@pytest.mark.parametrize("cuda, cuda_bf16, cpu_bf16, expected", [
+    (False, False, False, "fp32"), (False, False, True, "bf16"), (True, True, False, "bf16"), (True, False, True, "fp32")])
+def test_training_precision_auto_follows_the_hardware(monkeypatch, cuda, cuda_bf16, cpu_bf16, expected):
+    import torch
+
+    from training import transformer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(transformer, "native_bf16", lambda: cpu_bf16)
+    assert transformer.training_precision("auto") == expected
+    assert transformer.training_precision("fp32") == "fp32"
+
+
+def test_the_folder_records_the_precision_used(tiny_model):
+    assert json.loads((tiny_model / META_FILE).read_text())["training_args"]["precision"] in ("fp32", "bf16")
+
+
 def test_sklearn_backend_same_format(sklearn_model):
     p = Predictor.from_pretrained(sklearn_model)
     assert p.backend_name == "sklearn fp32"

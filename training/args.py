@@ -42,6 +42,7 @@ class TrainArgs:
     urgency_recall: float = 0.9
     overwrite: bool = False
     export_onnx: bool = False
+    precision: str = "auto"
 
     def __post_init__(self):
         if not self.data:
@@ -64,6 +65,8 @@ class TrainArgs:
         for name, ok, why in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r} {why}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.class_weights not in ("balanced", "sqrt", "none"):
             raise ValueError(f"class_weights must be balanced, sqrt or none, got {self.class_weights!r}")
         for label, value in self.thresholds.items():

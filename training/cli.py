@@ -106,6 +106,8 @@ def train(
     threshold: Annotated[list[str], typer.Option(help="LABEL=P: say LABEL only at probability P or more; repeatable.")] = [],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
     export_onnx: Annotated[bool, typer.Option(help="Also export model.onnx (and int8) for the fast backend.")] = False,
+    precision: Annotated[str, typer.Option(help="auto: bf16 mixed precision where the GPU or CPU multiplies bf16 "
+                                                "in hardware, else fp32; or fp32, bf16.")] = "auto",
 ):
     """Train a model folder from labeled posts, evaluate it and print the scores."""
     from .args import TrainArgs
@@ -122,7 +124,7 @@ def train(
                          validation_fraction=validation_fraction, patience=patience, seed=seed,
                          class_weights=class_weights, urgency_weight=urgency_weight,
                          min_per_class=min_per_class, thresholds=_parse_thresholds(threshold),
-                         overwrite=overwrite, export_onnx=export_onnx,
+                         overwrite=overwrite, export_onnx=export_onnx, precision=precision,
                          urgency_recall=urgency_recall)
         run(args)
     except (ValueError, FileExistsError, OSError) as e:

@@ -24,6 +24,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from eval.metrics import intent_metrics, urgency_metrics
+from model.backends import native_bf16
 from model.network import TriageModel, urgency_probs
 from model.predictor import urgency_level
 
@@ -87,9 +88,25 @@ def head_optimizer(model: TriageModel, args: TrainArgs) -> torch.optim.Optimizer
     ])
 
 
+def training_precision(precision: str) -> str:
+    """`auto`: bf16 mixed precision where the hardware multiplies bf16, else fp32.
+
+    Measured on a 2-core CPU with AVX512-BF16: the default model trained in 645 s instead of 925 s, with
+    the same validation macro-F1 (0.905 vs 0.906) and real-tweet figures within one or two posts
+    (docs/results.md). Where bf16 is emulated it is slower than fp32, so `auto` keeps fp32 there.
+    """
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if native_bf16() else "fp32"
+
+
 def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, val_df: pd.DataFrame,
                     out: Path) -> None:
-    """Train into `out` (weights, tokenizer, config)."""
+    """Train into `out` (weights, tokenizer, config). `args.precision` is resolved to what was used."""
+    args.precision = training_precision(args.precision)
+    print(f"training in {args.precision}")
     set_seed(args.seed)
     hf_logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(args.init_from or args.base_model)
@@ -143,6 +160,8 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
         seed=args.seed,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=args.precision == "bf16",
+        use_cpu=not torch.cuda.is_available(),
     )
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
