@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .calibration import softmax
+from .calibration import MEDIAN, p_above, softmax
 from .network import TriageModel, urgency_probs
 
 PRECISIONS = {"torch": ("fp32", "bf16"), "onnx": ("fp32", "int8"), "sklearn": ("fp32",)}
@@ -81,20 +81,20 @@ def intent_margin(p: np.ndarray) -> np.ndarray:
     return top2[:, 1] - top2[:, 0]
 
 
-def urgency_margin(p: np.ndarray, cuts=(0.5, 0.5, 0.5)) -> np.ndarray:
+def urgency_margin(p: np.ndarray, cuts=MEDIAN) -> np.ndarray:
     """Twice the distance of the nearest P(level > k) from its cut.
 
     The level flips only where one of them crosses its cut (`urgency_level`). The gap between the two
     likeliest levels, used before, re-scored 30% of real tweets at margin 0.2 where this re-scores 18%
     and keeps as many answers (docs/results.md).
     """
-    return 2 * np.abs(1 - np.cumsum(p, axis=1)[:, :-1] - np.asarray(cuts)).min(axis=1)
+    return 2 * np.abs(p_above(p) - np.asarray(cuts)).min(axis=1)
 
 
 class Cascade:
     """The fast backend for every post, the exact one again for the close calls."""
 
-    def __init__(self, fast, exact, margin: float, temperature: float = 1.0, cuts=(0.5, 0.5, 0.5)):
+    def __init__(self, fast, exact, margin: float, temperature: float = 1.0, cuts=MEDIAN):
         self.fast, self.exact, self.margin, self.temperature, self.cuts = fast, exact, margin, temperature, cuts
         self.name, self.precision = fast.name, f"{fast.precision}+fp32"
         self.rescored = 0  # posts scored again, for benchmarks
@@ -127,7 +127,7 @@ def resolve_precision(name: str, precision: str) -> str:
 
 
 def load_backend(name: str, path: Path, threads: int | None = None, precision: str = "fp32",
-                 margin: float = 0.0, temperature: float = 1.0, cuts=(0.5, 0.5, 0.5)):
+                 margin: float = 0.0, temperature: float = 1.0, cuts=MEDIAN):
     """`margin` > 0 with bf16 or int8: a Cascade, its margins read on what the predictor reports (intent
     probabilities at `temperature`, urgency against the model's `cuts`)."""
     if name not in PRECISIONS:

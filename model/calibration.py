@@ -3,6 +3,13 @@
 import numpy as np
 import torch
 
+MEDIAN = (0.5, 0.5, 0.5)  # cuts on P(level > k) that give the median urgency level
+
+
+def p_above(probs: np.ndarray) -> np.ndarray:
+    """P(level > k) for k = 0..K-2 from urgency level probabilities (..., K)."""
+    return 1 - np.cumsum(probs, axis=-1)[..., :-1]
+
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = logits / temperature
@@ -55,10 +62,10 @@ def fit_urgency_cuts(probs: np.ndarray, levels: np.ndarray, recall: float) -> li
     Missing an urgent post costs more than a false alarm, and the median alone found only 55% of the
     urgent real tweets (docs/results.md). The cut stops at 0.05.
     """
-    above = 1 - np.cumsum(probs, axis=1)[:, 1]
+    above = p_above(probs)[:, 1]
     urgent = np.asarray(levels) >= 2
     cut = 0.5
     if recall > 0 and urgent.any():
         while cut > 0.05 and (above[urgent] > cut).mean() < recall:
             cut = round(cut - 0.01, 2)
-    return [0.5, cut, 0.5]
+    return [MEDIAN[0], cut, MEDIAN[2]]

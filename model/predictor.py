@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from .backends import load_backend
-from .calibration import softmax
+from .calibration import MEDIAN, p_above, softmax
 from .text import normalize
 
 META_FILE = "triage.json"
 URGENCY_NAMES = ["low", "normal", "high", "critical"]
-MEDIAN = (0.5, 0.5, 0.5)  # cuts on P(level > k) that give the median level
 
 
 def urgency_level(probs: np.ndarray, cuts=MEDIAN) -> np.ndarray:
@@ -26,7 +25,7 @@ def urgency_level(probs: np.ndarray, cuts=MEDIAN) -> np.ndarray:
     test split it gives a higher kappa than the most probable level (0.847 vs 0.836). Training lowers the
     cut into "high" until validation recall of levels 2-3 reaches a target (`fit_urgency_cuts`).
     """
-    hits = 1 - np.cumsum(probs, axis=-1)[..., :-1] > np.asarray(cuts)
+    hits = p_above(probs) > np.asarray(cuts)
     return np.where(hits.any(axis=-1), hits.shape[-1] - np.argmax(hits[..., ::-1], axis=-1), 0)
 
 

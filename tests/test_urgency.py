@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from model.calibration import fit_urgency_cuts
-from model.predictor import MEDIAN, urgency_level
+from model.calibration import MEDIAN, fit_urgency_cuts
+from model.predictor import urgency_level
 
 
 def test_median_cuts_give_the_median_level():
