@@ -161,7 +161,7 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=args.precision == "bf16",
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=args.precision == "bf16" and not torch.cuda.is_available(),  # the Trainer refuses bf16 otherwise
     )
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
