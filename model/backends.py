@@ -6,6 +6,8 @@ through the fast graph, and the close calls (top-two margin under `margin`, inte
 scored again in fp32, so answers stay those of fp32 on nearly every post at close to the fast speed.
 """
 
+import functools
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,21 +111,41 @@ class Cascade:
         return logits, urgency
 
 
-def native_bf16() -> bool:
-    """Whether the CPU multiplies bf16 in hardware (AMX or AVX512-BF16).
+def fast_bf16() -> bool:
+    """Whether bf16 matmuls run faster than fp32 here: the CPU has AMX or AVX512-BF16, and timing says so.
 
-    oneDNN's own check also says yes on plain AVX-512, where bf16 is emulated: measured on such a
-    2-core Xeon, a 512x384 by 384x1536 matmul ran at 28 GFLOP/s in bf16 against 120 in fp32.
+    The flags alone mislead both ways. oneDNN's own check says yes on plain AVX-512, where bf16 is
+    emulated (a 2-core Xeon: 28 GFLOP/s in bf16 against 120 in fp32), and a Xeon with AVX512-BF16 but no
+    AMX (family 6, model 207) ran 168 against 312; an AMD EPYC with AVX512-BF16 ran 417 against 170.
     """
     cpu = torch.cpu
-    return any(getattr(cpu, check, lambda: False)() for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    flags = any(getattr(cpu, check, lambda: False)() for check in ("_is_amx_tile_supported",
+                                                                      "_is_avx512_bf16_supported"))
+    return flags and bf16_speedup() > 1.2
+
+
+@functools.cache
+def bf16_speedup() -> float:
+    """fp32 time over bf16 time of one model-sized matmul (an FFN layer over 256 tokens); about 20 ms."""
+    a, b = torch.randn(256, 384), torch.randn(384, 1536)
+
+    def best(x, y):
+        x @ y
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            x @ y
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    return best(a, b) / best(a.bfloat16(), b.bfloat16())
 
 
 def resolve_precision(name: str, precision: str) -> str:
-    """`auto`: bf16 for torch where the CPU has native bf16 matrix instructions, else fp32."""
+    """`auto`: bf16 for torch where the CPU multiplies bf16 faster than fp32, else fp32."""
     if precision != "auto":
         return precision
-    return "bf16" if name == "torch" and native_bf16() else "fp32"
+    return "bf16" if name == "torch" and fast_bf16() else "fp32"
 
 
 def load_backend(name: str, path: Path, threads: int | None = None, precision: str = "fp32",

@@ -52,15 +52,18 @@ def test_pipeline_loads_the_folder(tiny_model):
     assert [r["label"] for r in clf(texts)] == [r["intent"] for r in p.predict(texts)]
 
 
-@pytest.mark.parametrize("amx, avx512_bf16, expected", [(False, False, "fp32"), (True, False, "bf16"),
-                                                        (False, True, "bf16")])
-def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it(monkeypatch, tiny_model, amx, avx512_bf16,
-                                                                   expected):
-    # Emulated bf16 (plain AVX-512) ran 4x slower than fp32 here, so `auto` must not pick it there.
+@pytest.mark.parametrize("amx, avx512_bf16, speedup, expected", [
+    (False, False, 2.0, "fp32"), (True, False, 2.0, "bf16"), (False, True, 2.4, "bf16"), (False, True, 0.54, "fp32")])
+def test_auto_precision_is_bf16_only_where_the_cpu_multiplies_it_faster(monkeypatch, tiny_model, amx, avx512_bf16,
+                                                                          speedup, expected):
+    # Emulated bf16 ran 4x slower than fp32, and AVX512-BF16 without AMX 2x slower on one Xeon.
     import torch
+
+    from model import backends
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(backends, "bf16_speedup", lambda: speedup)
     assert Predictor.from_pretrained(tiny_model, precision="auto").backend_name == f"torch {expected}"
 
 
@@ -73,7 +76,7 @@ def test_training_precision_auto_follows_the_hardware(monkeypatch, cuda, cuda_bf
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
-    monkeypatch.setattr(transformer, "native_bf16", lambda: cpu_bf16)
+    monkeypatch.setattr(transformer, "fast_bf16", lambda: cpu_bf16)
     assert transformer.training_precision("auto") == expected
     assert transformer.training_precision("fp32") == "fp32"
 

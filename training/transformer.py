@@ -24,7 +24,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from eval.metrics import intent_metrics, urgency_metrics
-from model.backends import native_bf16
+from model.backends import fast_bf16
 from model.network import TriageModel, urgency_probs
 from model.predictor import urgency_level
 
@@ -99,7 +99,7 @@ def training_precision(precision: str) -> str:
         return precision
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if native_bf16() else "fp32"
+    return "bf16" if fast_bf16() else "fp32"
 
 
 def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, val_df: pd.DataFrame,
