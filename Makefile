@@ -14,9 +14,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The default model is trained once from the bundled posts (5 epochs; bf16 mixed precision where the CPU has bf16
-# units: 645 s on a 2-core AMD EPYC with AVX512-BF16, 925 s there in fp32; fp32 elsewhere: 930 s and 1,444 s on
-# two Xeons without bf16; 676 s in fp32 on a Xeon with AMX).
+# The default model is trained once from the bundled posts (5 epochs; bf16 mixed precision where the CPU multiplies
+# bf16 faster than fp32: 645 s on a 2-core AMD EPYC with AVX512-BF16, 925 s there in fp32; fp32 elsewhere: 695 s
+# on a Xeon whose AVX512-BF16 is slower than its fp32, 930 s and 1,444 s on two Xeons without bf16; 676 s in fp32
+# on a Xeon with AMX, before bf16 training existed).
 models/default/triage.json: | $(VENV)/.installed
 	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5
 
