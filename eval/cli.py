@@ -133,7 +133,7 @@ def bench(
     batch: Annotated[int, typer.Option(help="Batch size for batched runs.")] = 32,
     max_seconds: Annotated[float, typer.Option(help="Upper bound on each HTTP load run.")] = 60.0,
     service: Annotated[str, typer.Option(help="The HTTP service's BACKEND:PRECISION:MARGIN, e.g. onnx:int8:0.2; "
-                                         "auto: bf16 where the CPU has it, else fp32.")] = "torch:auto:0",
+                                         "auto: bf16 where the CPU runs it faster than fp32, else fp32.")] = "torch:auto:0",
     margin: Annotated[float, typer.Option(help="Cascade margin of the low-precision variants.")] = 0.2,
     threads: Annotated[int | None, typer.Option(help="Inference threads (default: all cores).")] = None,
     streams: Annotated[int, typer.Option(help="Inference streams of the in-process run that mirrors the service.")] = 2,
