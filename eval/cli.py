@@ -23,7 +23,7 @@ def report(
     data: Annotated[Path, typer.Option(help="Labeled file (.csv/.jsonl/.parquet).")] = SHARED / "dev-intents.csv",
     out: Annotated[Path | None, typer.Option(help="Folder for report.json, report.md and plots; "
                                                      "default reports/MODEL-DATA.")] = None,
-    backend: Annotated[str | None, typer.Option(help="torch, onnx or sklearn; default: the model's.")] = None,
+    backend: Annotated[str | None, typer.Option(help="openvino, torch, onnx or sklearn; default: the model's.")] = None,
     text_column: Annotated[str, typer.Option(help="Column holding the post text.")] = "text",
     intent_column: Annotated[str, typer.Option(help="Column holding the intent label.")] = "intent",
     urgency_column: Annotated[str, typer.Option(help="Column holding urgency 0-3.")] = "urgency",
@@ -132,8 +132,9 @@ def bench(
     requests: Annotated[int, typer.Option(help="Single-post HTTP requests per concurrency level.")] = 2000,
     batch: Annotated[int, typer.Option(help="Batch size for batched runs.")] = 32,
     max_seconds: Annotated[float, typer.Option(help="Upper bound on each HTTP load run.")] = 60.0,
-    service: Annotated[str, typer.Option(help="The HTTP service's BACKEND:PRECISION:MARGIN, e.g. onnx:int8:0.2; "
-                                         "auto: bf16 where the CPU runs it faster than fp32, else fp32.")] = "torch:auto:0",
+    service: Annotated[str | None, typer.Option(help="The HTTP service's BACKEND:PRECISION:MARGIN, e.g. "
+                                                "openvino:auto:0; auto: bf16 where the CPU runs it faster than fp32, "
+                                                "else fp32. Default: the model folder's own.")] = None,
     margin: Annotated[float, typer.Option(help="Cascade margin of the low-precision variants.")] = 0.2,
     threads: Annotated[int | None, typer.Option(help="Inference threads (default: all cores).")] = None,
     streams: Annotated[int, typer.Option(help="Inference streams of the in-process run that mirrors the service.")] = 2,
@@ -161,12 +162,14 @@ def bench(
     texts, source = b.bench_texts(posts)
     rows = b.bench_pipeline(model, texts, single, batch)
     variants = [("torch", "fp32", 0.0), ("torch", "bf16", 0.0), ("torch", "bf16", margin), ("onnx", "fp32", 0.0),
-                ("onnx", "int8", 0.0), ("onnx", "int8", margin)]
+                ("onnx", "int8", 0.0), ("onnx", "int8", margin), ("openvino", "fp32", 0.0), ("openvino", "bf16", 0.0)]
     if not fast_bf16():  # bf16 slower than fp32: minutes spent on a row nobody would serve
         print("bf16 is not faster than fp32 on this CPU (no AMX or AVX512-BF16, or timed slower): "
-              "the torch bf16 rows are skipped")
+              "the bf16 rows are skipped")
         variants = [v for v in variants if v[1] != "bf16"]
     rows += b.bench_predictor(model, texts, single, batch, variants, threads)
+    saved = meta.get("inference", {})
+    service = service or f"{saved.get('backend', 'torch')}:{saved.get('precision', 'auto')}:{saved.get('cascade_margin', 0)}"
     backend, precision, service_margin = (service.split(":") + ["fp32", "0"])[:3]
     variant = [backend, resolve_precision(backend, precision), float(service_margin)]
     rows.append(b.bench_streams(model, texts, variant, streams, stream_batch))
@@ -229,7 +232,7 @@ def bench_batch(
     threads: Annotated[int, typer.Option(help="Inference threads per Ray actor.")] = 1,
     actors: Annotated[int | None, typer.Option(help="Ray actors (default: CPUs / threads).")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of the local Ray (default: all cores).")] = None,
-    backend: Annotated[str | None, typer.Option(help="torch, onnx or sklearn; default: the model's.")] = None,
+    backend: Annotated[str | None, typer.Option(help="openvino, torch, onnx or sklearn; default: the model's.")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32, bf16 or int8; default: the model's.")] = None,
     work: Annotated[Path | None, typer.Option(help="Keep the input and both outputs here (default: a "
                                                    "temporary folder, removed).")] = None,

@@ -1,7 +1,8 @@
 """Inference backends. Each turns texts into raw intent logits and urgency level probabilities.
 
-`torch` (fp32 reference, or bf16), `onnx` (fp32 or int8, exported by `python -m training export-onnx`)
-and `sklearn` (the TF-IDF baseline). A low-precision backend can run as a cascade: every post goes
+`torch` (fp32 reference, or bf16), `onnx` (ONNX Runtime, fp32 or int8, exported by `python -m training
+export-onnx`), `openvino` (the same fp32 graph compiled by OpenVINO, fp32 or bf16) and `sklearn` (the TF-IDF
+baseline). A low-precision backend can run as a cascade: every post goes
 through the fast graph, and the close calls (top-two margin under `margin`, intent or urgency) are
 scored again in fp32, so answers stay those of fp32 on nearly every post at close to the fast speed.
 """
@@ -16,7 +17,7 @@ import torch
 from .calibration import MEDIAN, p_above, softmax
 from .network import TriageModel, urgency_probs
 
-PRECISIONS = {"torch": ("fp32", "bf16"), "onnx": ("fp32", "int8"), "sklearn": ("fp32",)}
+PRECISIONS = {"torch": ("fp32", "bf16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16"), "sklearn": ("fp32",)}
 
 
 def in_length_order(texts, batch_size, run):
@@ -142,10 +143,10 @@ def bf16_speedup() -> float:
 
 
 def resolve_precision(name: str, precision: str) -> str:
-    """`auto`: bf16 for torch where the CPU multiplies bf16 faster than fp32, else fp32."""
+    """`auto`: bf16 (torch, openvino) where the CPU multiplies bf16 faster than fp32, else fp32."""
     if precision != "auto":
         return precision
-    return "bf16" if name == "torch" and fast_bf16() else "fp32"
+    return "bf16" if "bf16" in PRECISIONS.get(name, ()) and fast_bf16() else "fp32"
 
 
 def load_backend(name: str, path: Path, threads: int | None = None, precision: str = "fp32",
@@ -163,6 +164,10 @@ def load_backend(name: str, path: Path, threads: int | None = None, precision: s
         return SklearnBackend(path)
     if name == "torch":
         make = lambda p: TorchBackend(path, precision=p)  # noqa: E731
+    elif name == "openvino":
+        from .openvino_backend import OpenVinoBackend
+
+        make = lambda p: OpenVinoBackend(path, precision=p, threads=threads)  # noqa: E731
     else:
         from .onnx_backend import OnnxBackend
 

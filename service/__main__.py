@@ -15,12 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", help="model folder (TRIAGE_MODEL_DIR, default models/default)")
     parser.add_argument("--routing", help="routing rules YAML (TRIAGE_ROUTING, default: the shipped rules)")
     parser.add_argument("--workers", type=int, help="worker processes (TRIAGE_WORKERS, default 1)")
-    parser.add_argument("--backend", help="torch, onnx or sklearn (TRIAGE_BACKEND, default: the model's)")
-    parser.add_argument("--precision", help="fp32, bf16 (torch) or int8 (onnx) (TRIAGE_PRECISION)")
+    parser.add_argument("--backend", help="openvino, torch, onnx or sklearn (TRIAGE_BACKEND, default: the model's)")
+    parser.add_argument("--precision", help="auto, fp32, bf16 (torch, openvino) or int8 (onnx) (TRIAGE_PRECISION)")
     parser.add_argument("--cascade-margin", type=float, help="re-score close calls in fp32 (TRIAGE_CASCADE_MARGIN)")
     parser.add_argument("--threads", type=int, help="inference threads per stream (TRIAGE_THREADS)")
     parser.add_argument("--inference-streams", type=int, help="micro-batches scored at once per worker "
-                        "(TRIAGE_INFERENCE_STREAMS, default 2)")
+                        "(TRIAGE_INFERENCE_STREAMS, default 4 with openvino, else 2)")
     args = parser.parse_args(argv)
     # Flags become environment variables so that every worker process reads the same settings.
     for name, value in vars(args).items():

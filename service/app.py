@@ -23,7 +23,7 @@ from starlette.responses import Response
 from model import URGENCY_NAMES, ModelFolderError, Predictor, read_metadata
 
 from . import feedback
-from .batcher import MicroBatcher
+from .batcher import BACKLOG_FACTOR, MicroBatcher
 from .ratelimit import RateLimiter
 from .replicas import Follower
 from .routing import Rules
@@ -75,11 +75,22 @@ class ModelHolder:
         self.lock = asyncio.Lock()
 
 
+def saved_backend(settings: Settings) -> str | None:
+    """The backend the model folder asks for; None where it cannot be read (start-up then says why)."""
+    try:
+        return read_metadata(settings.model_dir).get("inference", {}).get("backend")
+    except ModelFolderError:
+        return None
+
+
 def load_checked(path: Path, settings: Settings, rules: Rules) -> Predictor:
     """Load a model folder and prove it works on sample posts before it serves."""
     predictor = Predictor.from_pretrained(path, backend=settings.backend, threads=settings.inference_threads(),
                                          precision=settings.precision, margin=settings.cascade_margin)
     rules.check_labels(predictor.labels)
+    warm_up = getattr(predictor.backend, "warm_up", None)  # backends that compile kernels per input shape
+    if warm_up:
+        warm_up(BACKLOG_FACTOR * settings.micro_batch_size)
     for result in predictor.predict(SAMPLE_POSTS):
         total = sum(result["scores"].values())
         if result["intent"] not in predictor.labels or not 0.98 < total < 1.02:
@@ -162,6 +173,7 @@ class Observe:
 def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
     """The app. Tests pass a ready `predictor`; otherwise the model loads in the background at start."""
     settings = settings or Settings()
+    settings = settings.for_backend(predictor.backend.name if predictor else settings.backend or saved_backend(settings))
     rules = Rules.load(settings.routing)
     holder, metrics = ModelHolder(), Metrics()
     batcher = MicroBatcher(holder, settings.micro_batch_size, settings.micro_batch_wait_ms / 1000,

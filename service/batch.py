@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="folder for part-<file>-<block>.parquet files")
     parser.add_argument("--model-dir", type=Path, help="model folder (TRIAGE_MODEL_DIR, default models/default)")
     parser.add_argument("--routing", type=Path, help="routing rules YAML (TRIAGE_ROUTING, default: the shipped rules)")
-    parser.add_argument("--backend", help="torch, onnx or sklearn (TRIAGE_BACKEND, default: the model's)")
+    parser.add_argument("--backend", help="openvino, torch, onnx or sklearn (TRIAGE_BACKEND, default: the model's)")
     parser.add_argument("--precision", help="fp32, bf16 (torch) or int8 (onnx) (TRIAGE_PRECISION)")
     parser.add_argument("--cascade-margin", type=float, help="re-score close calls in fp32 (TRIAGE_CASCADE_MARGIN)")
     parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"),

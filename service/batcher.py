@@ -4,6 +4,8 @@ import asyncio
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+BACKLOG_FACTOR = 4  # a backlog is taken in batches of up to this many times the micro-batch size
+
 
 class MicroBatcher:
     """Up to `max_size` posts or `max_wait` seconds per batch; up to `streams` batches run at once.
@@ -46,8 +48,9 @@ class MicroBatcher:
             await self.free.acquire()  # gather while the streams are busy, so a batch takes all that waited
             items = [await self.queue.get()]
             size = len(items[0][0])
-            # A backlog larger than the streams' share of small batches is taken in bigger ones (up to 4x).
-            limit = min(4 * self.max_size, max(self.max_size, math.ceil((self.queue.qsize() + 1) / self.streams)))
+            # A backlog larger than the streams' share of small batches is taken in bigger ones.
+            share = math.ceil((self.queue.qsize() + 1) / self.streams)
+            limit = min(BACKLOG_FACTOR * self.max_size, max(self.max_size, share))
             deadline = loop.time() + self.max_wait
             wait = self.last_requests > 1
             while size < limit:

@@ -25,14 +25,15 @@ class Settings(BaseSettings):
     model_dir: Path = Path("models/default")
     routing: Path = DEFAULT_RULES
     workers: int = Field(1, ge=1, le=64)
-    backend: str | None = Field(None, description="torch, onnx or sklearn; default: the model folder's own")
-    precision: str | None = Field(None, description="fp32, bf16 (torch) or int8 (onnx); default: the model's")
+    backend: str | None = Field(None, description="openvino, torch, onnx or sklearn; default: the model folder's own")
+    precision: str | None = Field(None, description="auto, fp32, bf16 (torch, openvino) or int8 (onnx); default: model's")
     cascade_margin: float | None = Field(None, ge=0, le=1, description="re-score close calls in fp32 below this "
                                          "top-two margin; default: the model's")
     threads: int | None = Field(None, ge=1, description="intra-op threads of each inference stream; default: "
                                 "the cores shared out over workers and streams")
-    inference_streams: int = Field(2, ge=1, le=64, description="micro-batches scored at once in each worker")
-    micro_batch_size: int = Field(8, ge=1, le=512)
+    inference_streams: int | None = Field(None, ge=1, le=64, description="micro-batches scored at once in each "
+                                          "worker; default: 4 with openvino, else 2")
+    micro_batch_size: int | None = Field(None, ge=1, le=512, description="default: 4 with openvino, else 8")
     micro_batch_wait_ms: float = Field(3.0, ge=0, le=1000)
     max_batch_posts: int = Field(512, ge=1)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
@@ -53,6 +54,15 @@ class Settings(BaseSettings):
     log_text: bool = Field(False, description="include post text in request logs (debugging only)")
 
     _split_lists = field_validator("api_keys", "admin_keys", "cors_origins", mode="before")(_split)
+
+    def for_backend(self, backend: str | None) -> "Settings":
+        """Streams and micro-batch size, where unset, as measured best for the backend. OpenVINO computes on its
+        own threads, so 4 streams of 4 posts keep two batches ready while two compute: 16 clients on 2 cores got
+        662-694 posts/s at p99 35-38 ms, against 629-647 posts/s and 38-46 ms with 2 streams of 8; torch lost
+        a fifth with 4 of 4 (docs/results.md)."""
+        fast = backend == "openvino"
+        return self.model_copy(update={"inference_streams": self.inference_streams or (4 if fast else 2),
+                                       "micro_batch_size": self.micro_batch_size or (4 if fast else 8)})
 
     def inference_threads(self) -> int:
         # Two one-thread streams outrun one two-thread stream on small batches (512 against 402 posts/s at 16

@@ -170,3 +170,12 @@ def test_reload_swaps_and_bad_folder_keeps_old(client, tiny_model, tmp_path, pre
     assert ok.status_code == 200 and ok.json()["previous_version"] == predictor.version
     new = Predictor.from_pretrained(tiny_model).version
     assert client.post("/v1/score", json={"text": "hi"}).json()["model_version"] == new
+
+
+def test_batching_defaults_follow_the_backend(monkeypatch):
+    openvino, torch = Settings().for_backend("openvino"), Settings().for_backend("torch")
+    assert (openvino.inference_streams, openvino.micro_batch_size) == (4, 4)
+    assert (torch.inference_streams, torch.micro_batch_size) == (2, 8)
+    monkeypatch.setenv("TRIAGE_MICRO_BATCH_SIZE", "16")  # what is set is kept
+    chosen = Settings().for_backend("openvino")
+    assert (chosen.inference_streams, chosen.micro_batch_size) == (4, 16)

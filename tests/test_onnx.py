@@ -1,4 +1,5 @@
-"""The ONNX export: fp32 gives the torch answers; int8 is smoothed on the posts given, and loads."""
+"""The ONNX export: fp32 gives the torch answers (through ONNX Runtime and OpenVINO); int8 is smoothed on the
+posts given, and loads."""
 
 import json
 import shutil
@@ -47,5 +48,10 @@ def test_export_gives_the_torch_answers(tiny_model, tmp_path):
     reference = Predictor.from_pretrained(folder, backend="torch", precision="fp32")
     exported = Predictor.from_pretrained(folder, backend="onnx", precision="fp32")
     np.testing.assert_allclose(exported.predict_proba(TEXTS)[0], reference.predict_proba(TEXTS)[0], atol=1e-4)
+    openvino = Predictor.from_pretrained(folder, backend="openvino", precision="fp32", threads=1)
+    assert openvino.backend_name == "openvino fp32"
+    openvino.backend.warm_up(2)  # what the service runs before it serves
+    np.testing.assert_allclose(openvino.predict_proba(TEXTS)[0], reference.predict_proba(TEXTS)[0], atol=1e-4)
+    np.testing.assert_allclose(openvino.predict_proba(TEXTS)[1], reference.predict_proba(TEXTS)[1], atol=1e-4)
     int8 = Predictor.from_pretrained(folder, backend="onnx", precision="int8")
     assert int8.backend_name == "onnx int8" and len(int8.predict(TEXTS)) == len(TEXTS)
