@@ -14,17 +14,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# The default model is trained once from the bundled posts (5 epochs; bf16 mixed precision where the CPU multiplies
-# bf16 faster than fp32: 645 s on a 2-core AMD EPYC with AVX512-BF16, 925 s there in fp32; fp32 elsewhere: 695 s
-# on a Xeon whose AVX512-BF16 is slower than its fp32, 930 s and 1,444 s on two Xeons without bf16; 676 s in fp32
-# on a Xeon with AMX, before bf16 training existed).
+# The default model is trained once from the bundled posts (5 epochs, fp32: 729 s on a 2-core Xeon with AMX, 695 s
+# on a Xeon without AMX, 925 s on an AMD EPYC, 930 s and 1,444 s on two older Xeons), then exported to ONNX and
+# served by OpenVINO (bf16 where the CPU runs it faster than fp32).
 models/default/triage.json: | $(VENV)/.installed
-	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5
+	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5 --export-onnx
 
 model: models/default/triage.json
 
 retrain: $(VENV)/.installed
-	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5
+	$(PY) -m training train --data data/posts.csv --out models/default --overwrite --epochs 5 --export-onnx
 
 serve: model
 	$(PY) -m service

@@ -24,7 +24,6 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from eval.metrics import intent_metrics, urgency_metrics
-from model.backends import fast_bf16
 from model.network import TriageModel, urgency_probs
 from model.predictor import urgency_level
 
@@ -89,17 +88,18 @@ def head_optimizer(model: TriageModel, args: TrainArgs) -> torch.optim.Optimizer
 
 
 def training_precision(precision: str) -> str:
-    """`auto`: bf16 mixed precision where the hardware multiplies bf16, else fp32.
+    """`auto`: bf16 mixed precision on a GPU that has it, else fp32.
 
-    Measured on a 2-core CPU with AVX512-BF16: the default model trained in 645 s instead of 925 s, with
-    the same validation macro-F1 (0.905 vs 0.906) and real-tweet figures within one or two posts
-    (docs/results.md). Where bf16 is emulated it is slower than fp32, so `auto` keeps fp32 there.
+    Not bf16 on CPUs, even where it is fast: on a Xeon with AMX the default model trained in 423-537 s in
+    bf16 against 729 s in fp32, but scored 0.604, 0.633 and 0.647 intent macro-F1 on the real dev tweets
+    over three seeds, where fp32 scored 0.689 (seed 42, the same to the last digit on two CPUs) and 0.650
+    (seed 7); two bf16 models also lost behaviour tests (docs/results.md).
     """
     if precision != "auto":
         return precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if fast_bf16() else "fp32"
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
 
 
 def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, val_df: pd.DataFrame,
