@@ -91,9 +91,9 @@ def training_precision(precision: str) -> str:
     """`auto`: bf16 mixed precision on a GPU that has it, else fp32.
 
     Not bf16 on CPUs, even where it is fast: on a Xeon with AMX the default model trained in 423-537 s in
-    bf16 against 729 s in fp32, but scored 0.604, 0.633 and 0.647 intent macro-F1 on the real dev tweets
-    over three seeds, where fp32 scored 0.689 (seed 42, the same to the last digit on two CPUs) and 0.650
-    (seed 7); two bf16 models also lost behaviour tests (docs/results.md).
+    bf16 against 691-729 s in fp32, and scored 0.628 intent macro-F1 on the real dev tweets over three seeds
+    against 0.665 in fp32 (the same seeds). fp32 also gives the same model on every CPU measured, where bf16
+    seed 42 scored 0.675 on one CPU and 0.604, losing two behaviour tests, on another (docs/results.md).
     """
     if precision != "auto":
         return precision
