@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import in_length_order
-from .onnx_backend import FILES
+from .onnx_backend import FILES, encode
 
 
 class OpenVinoBackend:
@@ -43,10 +43,7 @@ class OpenVinoBackend:
         if request is None:  # an infer request serves one thread at a time
             request = self.requests.request = self.compiled.create_infer_request()
         # Lengths padded to a multiple of 16, as in the torch backend: fewer shapes to compile kernels for.
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                             pad_to_multiple_of=16, return_tensors="np")
-        feed = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
-        out = request.infer(feed)
+        out = request.infer(encode(self.tokenizer, texts, self.max_length, pad_to_multiple_of=16))
         return [np.array(out[o], dtype=np.float32) for o in self.compiled.outputs]
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

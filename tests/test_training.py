@@ -73,12 +73,10 @@ def test_training_precision_auto_is_bf16_only_on_a_gpu(monkeypatch, cuda, cuda_b
     # Even a CPU whose bf16 is fast trains in fp32: bf16-trained models scored lower on real tweets.
     import torch
 
-    from model import backends
     from training import transformer
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
-    monkeypatch.setattr(backends, "fast_bf16", lambda: True)
     assert transformer.training_precision("auto") == expected
     assert transformer.training_precision("fp32") == "fp32"
 
