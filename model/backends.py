@@ -111,6 +111,12 @@ class Cascade:
             self.rescored += len(close)
         return logits, urgency
 
+    def warm_up(self, max_batch: int) -> None:
+        """Warm up whichever of the two compiles kernels per input shape (OpenVINO)."""
+        for backend in (self.fast, self.exact):
+            if hasattr(backend, "warm_up"):
+                backend.warm_up(max_batch)
+
 
 def fast_bf16() -> bool:
     """Whether bf16 matmuls run faster than fp32 here: the CPU has AMX or AVX512-BF16, and timing says so.

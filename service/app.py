@@ -88,7 +88,7 @@ def load_checked(path: Path, settings: Settings, rules: Rules) -> Predictor:
     predictor = Predictor.from_pretrained(path, backend=settings.backend, threads=settings.inference_threads(),
                                          precision=settings.precision, margin=settings.cascade_margin)
     rules.check_labels(predictor.labels)
-    warm_up = getattr(predictor.backend, "warm_up", None)  # backends that compile kernels per input shape
+    warm_up = getattr(predictor.backend, "warm_up", None)  # OpenVINO compiles kernels per input shape
     if warm_up:
         warm_up(BACKLOG_FACTOR * settings.micro_batch_size)
     for result in predictor.predict(SAMPLE_POSTS):

@@ -43,3 +43,13 @@ def test_cascade_reads_urgency_against_the_models_cuts():
         exact = Fixed(np.zeros((1, 3)), urgency)
         Cascade(Fixed([[5.0, 0.0, 0.0]], urgency), exact, margin=0.1, cuts=cuts)(["0"])
         assert len(exact.seen) == rescored
+
+
+def test_cascade_warms_up_the_backends_that_need_it():
+    class Warm(Fixed):
+        def warm_up(self, max_batch):
+            self.warmed = max_batch
+
+    fast, exact = Warm([[0.0]], [[1.0, 0, 0, 0]]), Fixed([[0.0]], [[1.0, 0, 0, 0]])
+    Cascade(fast, exact, margin=0.1).warm_up(16)
+    assert fast.warmed == 16 and not hasattr(exact, "warmed")
