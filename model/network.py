@@ -20,6 +20,10 @@ class TriageOutput(ModelOutput):
     urgency_logits: torch.Tensor | None = None
 
 
+# Softening of the teachers' intent probabilities when a student learns from them (Hinton et al. 2015).
+DISTILL_T = 2.0
+
+
 class TriageModel(BertForSequenceClassification):
     """Intent logits and cumulative urgency logits from one forward pass.
 
@@ -35,6 +39,7 @@ class TriageModel(BertForSequenceClassification):
         # Set by the trainer only; not saved with the weights.
         self.register_buffer("class_weights", None, persistent=False)
         self.urgency_weight = 1.0
+        self.distill_weight = 0.5
         self.post_init()
 
     def _init_weights(self, module):
@@ -45,7 +50,7 @@ class TriageModel(BertForSequenceClassification):
                 module.urgency_bias.copy_(torch.linspace(1.0, -1.0, module.urgency_levels - 1))
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None,
-                labels=None, urgency=None, **kwargs):
+                labels=None, urgency=None, teacher_probs=None, teacher_urgency=None, **kwargs):
         out = self.bert(input_ids, attention_mask=attention_mask,
                         token_type_ids=token_type_ids, return_dict=True)
         pooled = self.dropout(out.pooler_output)
@@ -61,6 +66,11 @@ class TriageModel(BertForSequenceClassification):
                     target = (urgency[known, None] > steps).float()
                     loss = loss + self.urgency_weight * F.binary_cross_entropy_with_logits(
                         urgency_logits[known], target)
+            if teacher_probs is not None:  # distillation: the teachers' intent and P(level > k)
+                soft = F.kl_div(F.log_softmax(logits / DISTILL_T, -1), teacher_probs, reduction="batchmean")
+                soft = soft * DISTILL_T**2 + self.urgency_weight * F.binary_cross_entropy_with_logits(
+                    urgency_logits, teacher_urgency)
+                loss = (1 - self.distill_weight) * loss + self.distill_weight * soft
         return TriageOutput(loss=loss, logits=logits, urgency_logits=urgency_logits)
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -134,6 +135,22 @@ def test_init_from_extends_the_label_set(tiny_model, small_posts, tmp_path):
     train(TrainArgs(data=[str(data)], out=str(out), init_from=str(tiny_model), epochs=1, max_length=32))
     p = Predictor.from_pretrained(out)
     assert "refund_request" in p.labels and len(p.labels) == 6
+
+
+def test_a_student_keeps_fewer_layers_and_learns_from_its_teacher(tiny_model, small_posts, tmp_path):
+    from training.transformer import teacher_targets
+
+    out = tmp_path / "student"
+    train(TrainArgs(data=[str(small_posts)], out=str(out), init_from=str(tiny_model), teachers=[str(tiny_model)],
+                    layers=2, epochs=1, max_length=32))
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
+    assert Predictor.from_pretrained(out).predict(["my order never arrived"])[0]["intent"]
+    texts = pd.read_csv(small_posts, keep_default_na=False)["text"].tolist()[:8]
+    probs, above = teacher_targets([str(tiny_model)], Predictor.from_pretrained(tiny_model).labels, texts)
+    assert np.allclose(probs.sum(1), 1) and probs.shape[0] == above.shape[0] == 8
+    assert np.all(np.diff(above, axis=1) <= 1e-6)  # P(level > k) falls with k
+    with pytest.raises(ValueError, match="has intents"):
+        teacher_targets([str(tiny_model)], ["a", "b"], texts)
 
 
 def test_export_onnx_makes_openvino_the_folders_backend(monkeypatch, small_posts, tmp_path):

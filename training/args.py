@@ -43,6 +43,9 @@ class TrainArgs:
     overwrite: bool = False
     export_onnx: bool = False
     precision: str = "auto"
+    teachers: list[str] = field(default_factory=list)
+    distill_weight: float = 0.5
+    layers: int | None = None
 
     def __post_init__(self):
         if not self.data:
@@ -61,6 +64,8 @@ class TrainArgs:
             ("urgency_weight", self.urgency_weight >= 0, "must be >= 0"),
             ("also_threshold", 0 < self.also_threshold <= 1, "must be in (0, 1]"),
             ("urgency_recall", 0 <= self.urgency_recall <= 1, "must be between 0 and 1"),
+            ("distill_weight", 0 <= self.distill_weight <= 1, "must be between 0 and 1"),
+            ("layers", self.layers is None or self.layers >= 1, "must be >= 1"),
         ]
         for name, ok, why in checks:
             if not ok:
@@ -78,6 +83,11 @@ class TrainArgs:
             value = getattr(self, name)
             if value is not None and not Path(value).is_dir():
                 raise ValueError(f"{name}: {value} is not a folder")
+        for teacher in self.teachers:
+            if not (Path(teacher) / "triage.json").is_file():
+                raise ValueError(f"teacher: {teacher} is not a model folder (no triage.json)")
+        if self.teachers and self.backend != "transformer":
+            raise ValueError("teacher: only the transformer backend learns from teachers")
 
     def to_dict(self) -> dict:
         return asdict(self)

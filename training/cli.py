@@ -109,6 +109,11 @@ def train(
                                                    "OpenVINO (bf16 where the CPU runs it faster than fp32).")] = False,
     precision: Annotated[str, typer.Option(help="auto: bf16 mixed precision on a GPU that has it, else fp32 "
                                                 "(bf16 on CPUs scored lower on real tweets); or fp32, bf16.")] = "auto",
+    teacher: Annotated[list[Path], typer.Option(help="Trained model folder to learn from as well as the labels "
+                                                     "(distillation); repeat for an ensemble.")] = [],
+    distill_weight: Annotated[float, typer.Option(help="Share of the loss from the teachers' predictions.")] = 0.5,
+    layers: Annotated[int | None, typer.Option(help="Keep this many encoder layers of the starting model, evenly "
+                                                    "spaced (a smaller, faster student).")] = None,
 ):
     """Train a model folder from labeled posts, evaluate it and print the scores."""
     from .args import TrainArgs
@@ -126,7 +131,8 @@ def train(
                          class_weights=class_weights, urgency_weight=urgency_weight,
                          min_per_class=min_per_class, thresholds=_parse_thresholds(threshold),
                          overwrite=overwrite, export_onnx=export_onnx, precision=precision,
-                         urgency_recall=urgency_recall)
+                         urgency_recall=urgency_recall, teachers=[str(t) for t in teacher],
+                         distill_weight=distill_weight, layers=layers)
         run(args)
     except (ValueError, FileExistsError, OSError) as e:
         _fail(str(e))

@@ -24,7 +24,8 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from eval.metrics import intent_metrics, urgency_metrics
-from model.network import TriageModel, urgency_probs
+from model.backends import load_backend
+from model.network import DISTILL_T, TriageModel, urgency_probs
 from model.predictor import urgency_level
 
 from .args import TrainArgs
@@ -54,6 +55,32 @@ def load_start(args: TrainArgs, labels: list[str]) -> TriageModel:
     print(f"init from {args.init_from}: kept {len(set(labels) & set(old_labels))} intent rows, "
           f"new: {sorted(set(labels) - set(old_labels)) or 'none'}")
     return model
+
+
+def keep_layers(model: TriageModel, n: int) -> None:
+    """Keep `n` of the encoder's layers, evenly spaced and ending with the top one (a smaller student)."""
+    layers = model.bert.encoder.layer
+    if n > len(layers):
+        raise ValueError(f"layers: the starting model has {len(layers)} layers, cannot keep {n}")
+    keep = [round((i + 1) * len(layers) / n) - 1 for i in range(n)]
+    model.bert.encoder.layer = torch.nn.ModuleList(layers[i] for i in keep)
+    model.config.num_hidden_layers = n
+    print(f"student: encoder layers {keep} of {len(layers)}")
+
+
+def teacher_targets(teachers: list[str], labels: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The teachers' mean intent probabilities (softened by DISTILL_T) and mean P(level > k) per post."""
+    probs, above = [], []
+    for path in teachers:
+        meta = json.loads((Path(path) / "triage.json").read_text())
+        if meta["labels"] != labels:
+            raise ValueError(f"teacher {path} has intents {meta['labels']}, the data has {labels}")
+        logits, levels = load_backend(meta["backend"], Path(path))(texts)
+        soft = np.exp((logits - logits.max(1, keepdims=True)) / DISTILL_T)
+        probs.append(soft / soft.sum(1, keepdims=True))
+        above.append(1 - np.cumsum(levels, axis=1)[:, :-1])
+        print(f"teacher {path}: soft targets for {len(texts)} posts")
+    return np.mean(probs, axis=0), np.clip(np.mean(above, axis=0), 0, 1)
 
 
 def init_urgency_thresholds(model: TriageModel, urgency: np.ndarray) -> None:
@@ -111,20 +138,27 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
     hf_logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(args.init_from or args.base_model)
     model = load_start(args, labels)
+    if args.layers:
+        keep_layers(model, args.layers)
     weights = compute_class_weight("balanced", classes=np.arange(len(labels)), y=train_df["label"].to_numpy())
     weights = {"balanced": weights, "sqrt": np.sqrt(weights), "none": np.ones_like(weights)}[args.class_weights]
     model.class_weights = torch.tensor(weights, dtype=torch.float32)
     model.urgency_weight = args.urgency_weight
+    model.distill_weight = args.distill_weight
     if args.init_from is None:
         init_urgency_thresholds(model, train_df["urgency_id"].to_numpy())
 
-    def to_dataset(frame: pd.DataFrame) -> Dataset:
-        ds = Dataset.from_dict({"text": frame["text"].tolist(), "labels": frame["label"].tolist(),
-                                "urgency": frame["urgency_id"].tolist()})
+    def to_dataset(frame: pd.DataFrame, teachers: list[str] = ()) -> Dataset:
+        columns = {"text": frame["text"].tolist(), "labels": frame["label"].tolist(),
+                   "urgency": frame["urgency_id"].tolist()}
+        if teachers:
+            probs, above = teacher_targets(teachers, labels, columns["text"])
+            columns |= {"teacher_probs": probs.tolist(), "teacher_urgency": above.tolist()}
+        ds = Dataset.from_dict(columns)
         return ds.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
                       batched=True, remove_columns=["text"])
 
-    train_ds, val_ds = to_dataset(train_df), to_dataset(val_df)
+    train_ds, val_ds = to_dataset(train_df, args.teachers), to_dataset(val_df)
 
     def compute_metrics(ev):
         logits, cumulative = ev.predictions
