@@ -137,7 +137,11 @@ def test_init_from_extends_the_label_set(tiny_model, small_posts, tmp_path):
     assert "refund_request" in p.labels and len(p.labels) == 6
 
 
-def test_a_student_keeps_fewer_layers_and_learns_from_its_teacher(tiny_model, small_posts, tmp_path):
+def test_a_student_keeps_fewer_layers_and_learns_from_its_teacher(tiny_model, sklearn_model, small_posts, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from model.network import TriageModel
     from training.transformer import teacher_targets
 
     out = tmp_path / "student"
@@ -145,12 +149,41 @@ def test_a_student_keeps_fewer_layers_and_learns_from_its_teacher(tiny_model, sm
                     layers=2, epochs=1, max_length=32))
     assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
     assert Predictor.from_pretrained(out).predict(["my order never arrived"])[0]["intent"]
-    texts = pd.read_csv(small_posts, keep_default_na=False)["text"].tolist()[:8]
+    # The soft targets are the teacher's own softened intent probabilities and P(level > k).
+    texts = ["my order never arrived", "love the new store", "do you ship to Canada?"]
     probs, above = teacher_targets([str(tiny_model)], Predictor.from_pretrained(tiny_model).labels, texts)
-    assert np.allclose(probs.sum(1), 1) and probs.shape[0] == above.shape[0] == 8
-    assert np.all(np.diff(above, axis=1) <= 1e-6)  # P(level > k) falls with k
+    teacher = TriageModel.from_pretrained(tiny_model).eval()
+    with torch.no_grad():
+        raw = teacher(**AutoTokenizer.from_pretrained(tiny_model)(texts, padding=True, return_tensors="pt"))
+    assert np.allclose(probs, torch.softmax(raw.logits / 2, -1).numpy(), atol=1e-5)
+    assert np.allclose(above, torch.sigmoid(raw.urgency_logits).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="has intents"):
         teacher_targets([str(tiny_model)], ["a", "b"], texts)
+    with pytest.raises(ValueError, match="sklearn model"):
+        teacher_targets([str(sklearn_model)], Predictor.from_pretrained(tiny_model).labels, texts)
+
+
+def test_the_distillation_loss_is_zero_only_when_the_student_matches_its_teacher(tiny_model):
+    import torch
+
+    from model.network import DISTILL_T, TriageModel
+
+    model = TriageModel.from_pretrained(tiny_model).eval()
+    model.distill_weight, model.urgency_weight = 1.0, 0.0  # only the intent's soft term counts
+    batch = {"input_ids": torch.tensor([[101, 2026, 2344, 102], [101, 2293, 2009, 102]]),
+             "labels": torch.tensor([0, 1])}
+    with torch.no_grad():
+        own = torch.softmax(model(**batch).logits / DISTILL_T, -1)
+        same = model(**batch, teacher_probs=own, teacher_urgency=torch.zeros(2, 3)).loss
+        other = model(**batch, teacher_probs=own.flip(-1), teacher_urgency=torch.zeros(2, 3)).loss
+    assert abs(same.item()) < 1e-5 < other.item()
+
+
+def test_distillation_options_need_a_transformer_and_a_teacher(small_posts, tmp_path):
+    with pytest.raises(ValueError, match="only the transformer backend"):
+        TrainArgs(data=[str(small_posts)], out=str(tmp_path / "x"), backend="sklearn", layers=2)
+    with pytest.raises(ValueError, match="give a teacher"):
+        TrainArgs(data=[str(small_posts)], out=str(tmp_path / "x"), distill_weight=0.8)
 
 
 def test_export_onnx_makes_openvino_the_folders_backend(monkeypatch, small_posts, tmp_path):

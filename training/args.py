@@ -86,8 +86,10 @@ class TrainArgs:
         for teacher in self.teachers:
             if not (Path(teacher) / "triage.json").is_file():
                 raise ValueError(f"teacher: {teacher} is not a model folder (no triage.json)")
-        if self.teachers and self.backend != "transformer":
-            raise ValueError("teacher: only the transformer backend learns from teachers")
+        if self.backend != "transformer" and (self.teachers or self.layers):
+            raise ValueError("teacher, layers: only the transformer backend has teachers or layers")
+        if self.distill_weight != 0.5 and not self.teachers:
+            raise ValueError("distill_weight: give a teacher to distill from")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -73,9 +73,11 @@ def teacher_targets(teachers: list[str], labels: list[str], texts: list[str]) ->
     probs, above = [], []
     for path in teachers:
         meta = json.loads((Path(path) / "triage.json").read_text())
+        if meta["backend"] != "torch":  # a baseline's log-probabilities and flat urgency are no teacher
+            raise ValueError(f"teacher {path} is a {meta['backend']} model; teachers are transformer models")
         if meta["labels"] != labels:
             raise ValueError(f"teacher {path} has intents {meta['labels']}, the data has {labels}")
-        logits, levels = load_backend(meta["backend"], Path(path))(texts)
+        logits, levels = load_backend("torch", Path(path))(texts)
         soft = np.exp((logits - logits.max(1, keepdims=True)) / DISTILL_T)
         probs.append(soft / soft.sum(1, keepdims=True))
         above.append(1 - np.cumsum(levels, axis=1)[:, :-1])
