@@ -24,7 +24,9 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from eval.metrics import intent_metrics, urgency_metrics
+from model import read_metadata
 from model.backends import load_backend
+from model.calibration import softmax
 from model.network import DISTILL_T, TriageModel, urgency_probs
 from model.predictor import urgency_level
 
@@ -72,14 +74,13 @@ def teacher_targets(teachers: list[str], labels: list[str], texts: list[str]) ->
     """The teachers' mean intent probabilities (softened by DISTILL_T) and mean P(level > k) per post."""
     probs, above = [], []
     for path in teachers:
-        meta = json.loads((Path(path) / "triage.json").read_text())
+        meta = read_metadata(path)
         if meta["backend"] != "torch":  # a baseline's log-probabilities and flat urgency are no teacher
             raise ValueError(f"teacher {path} is a {meta['backend']} model; teachers are transformer models")
         if meta["labels"] != labels:
             raise ValueError(f"teacher {path} has intents {meta['labels']}, the data has {labels}")
         logits, levels = load_backend("torch", Path(path))(texts)
-        soft = np.exp((logits - logits.max(1, keepdims=True)) / DISTILL_T)
-        probs.append(soft / soft.sum(1, keepdims=True))
+        probs.append(softmax(logits, DISTILL_T))
         above.append(1 - np.cumsum(levels, axis=1)[:, :-1])
         print(f"teacher {path}: soft targets for {len(texts)} posts")
     return np.mean(probs, axis=0), np.clip(np.mean(above, axis=0), 0, 1)
