@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .calibration import MEDIAN, p_above, softmax
-from .network import TriageModel, urgency_probs
+from .network import load_network, urgency_probs
 
 PRECISIONS = {"torch": ("fp32", "bf16"), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16"), "sklearn": ("fp32",)}
 
@@ -39,7 +39,7 @@ class TorchBackend:
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = TriageModel.from_pretrained(path).eval()
+        self.model = load_network(path).eval()
         if precision == "bf16":
             self.model.to(torch.bfloat16)
         self.precision = precision

@@ -1,7 +1,8 @@
-"""The network: a BERT encoder with an intent head and an ordinal urgency head.
+"""The network: an encoder (BERT or MPNet) with an intent head and an ordinal urgency head.
 
-It subclasses `BertForSequenceClassification`, so the saved folder loads in
-`transformers.pipeline("text-classification")` (which ignores the urgency head).
+The BERT model subclasses `BertForSequenceClassification`, so its folder loads in
+`transformers.pipeline("text-classification")` (which ignores the urgency head). An MPNet folder loads
+only here: the pipeline's MPNet classifier has another head.
 """
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import BertForSequenceClassification
+from transformers import AutoConfig, BertForSequenceClassification, MPNetModel, MPNetPreTrainedModel
 from transformers.utils import ModelOutput
 
 
@@ -24,15 +25,14 @@ class TriageOutput(ModelOutput):
 DISTILL_T = 2.0
 
 
-class TriageModel(BertForSequenceClassification):
-    """Intent logits and cumulative urgency logits from one forward pass.
+class TriageHeads:
+    """Intent logits and cumulative urgency logits from one forward pass, over the encoder's pooled vector.
 
     Urgency is ordinal (CORAL): one shared projection and K-1 ordered biases,
     `urgency_logits[:, k]` is the logit of P(level > k).
     """
 
-    def __init__(self, config):
-        super().__init__(config)
+    def add_heads(self, config):
         self.urgency_levels = getattr(config, "urgency_levels", 4)
         self.urgency_head = nn.Linear(config.hidden_size, 1, bias=False)
         self.urgency_bias = nn.Parameter(torch.linspace(1.0, -1.0, self.urgency_levels - 1))
@@ -45,15 +45,13 @@ class TriageModel(BertForSequenceClassification):
     def _init_weights(self, module):
         super()._init_weights(module)
         # Fresh ordered thresholds; from_pretrained calls this only for weights missing on disk.
-        if isinstance(module, TriageModel):
+        if isinstance(module, TriageHeads):
             with torch.no_grad():
                 module.urgency_bias.copy_(torch.linspace(1.0, -1.0, module.urgency_levels - 1))
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None,
                 labels=None, urgency=None, teacher_probs=None, teacher_urgency=None, **kwargs):
-        out = self.bert(input_ids, attention_mask=attention_mask,
-                        token_type_ids=token_type_ids, return_dict=True)
-        pooled = self.dropout(out.pooler_output)
+        pooled = self.dropout(self.pooled(input_ids, attention_mask, token_type_ids))
         logits = self.classifier(pooled)
         urgency_logits = self.urgency_head(pooled) + self.urgency_bias
         loss = None
@@ -72,6 +70,48 @@ class TriageModel(BertForSequenceClassification):
                     urgency_logits, teacher_urgency)
                 loss = (1 - self.distill_weight) * loss + self.distill_weight * soft
         return TriageOutput(loss=loss, logits=logits, urgency_logits=urgency_logits)
+
+
+class TriageModel(TriageHeads, BertForSequenceClassification):
+    """BERT (the default MiniLM): the heads read its [CLS] pooler."""
+
+    def __init__(self, config):
+        BertForSequenceClassification.__init__(self, config)
+        self.add_heads(config)
+
+    def pooled(self, input_ids, attention_mask, token_type_ids):
+        return self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                         return_dict=True).pooler_output
+
+
+class MPNetTriageModel(TriageHeads, MPNetPreTrainedModel):
+    """MPNet (all-mpnet-base-v2): the heads read its pooler (dense + tanh over <s>), as BERT's."""
+
+    def __init__(self, config):
+        MPNetPreTrainedModel.__init__(self, config)
+        self.num_labels = config.num_labels
+        self.mpnet = MPNetModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.add_heads(config)
+
+    def pooled(self, input_ids, attention_mask, token_type_ids):
+        return self.mpnet(input_ids, attention_mask=attention_mask, return_dict=True).pooler_output
+
+
+NETWORKS = {"bert": TriageModel, "mpnet": MPNetTriageModel}
+
+
+def network_class(path) -> type:
+    """The network class for a folder's encoder; an error names the encoders supported."""
+    model_type = AutoConfig.from_pretrained(path).model_type
+    if model_type not in NETWORKS:
+        raise ValueError(f"{path}: a {model_type} encoder; supported encoders: {', '.join(NETWORKS)}")
+    return NETWORKS[model_type]
+
+
+def load_network(path, **kwargs) -> TriageHeads:
+    return network_class(path).from_pretrained(path, **kwargs)
 
 
 def urgency_probs(cumulative_logits: torch.Tensor) -> torch.Tensor:

@@ -163,6 +163,27 @@ def test_a_student_keeps_fewer_layers_and_learns_from_its_teacher(tiny_model, sk
         teacher_targets([str(sklearn_model)], Predictor.from_pretrained(tiny_model).labels, texts)
 
 
+def test_a_targets_file_teaches_as_its_model_does(tiny_model, small_posts, tmp_path):
+    from model.text import normalize
+    from training.transformer import teacher_targets
+
+    targets = tmp_path / "targets.parquet"
+    result = CliRunner().invoke(app, ["teach", "--teacher", str(tiny_model), "--data", str(small_posts),
+                                      "--out", str(targets)])
+    assert result.exit_code == 0, result.output
+    labels = Predictor.from_pretrained(tiny_model).labels
+    texts = [normalize(t) for t in pd.read_csv(small_posts)["text"][:20]][::-1]
+    from_file, from_model = (teacher_targets([t], labels, texts) for t in (str(targets), str(tiny_model)))
+    assert np.allclose(from_file[0], from_model[0], atol=1e-5) and np.allclose(from_file[1], from_model[1], atol=1e-5)
+    with pytest.raises(ValueError, match="no targets for 1 of"):
+        teacher_targets([str(targets)], labels, texts + ["a post the teacher never saw"])
+    with pytest.raises(ValueError, match="has intents"):
+        teacher_targets([str(targets)], ["a", "b"], texts)
+    out = tmp_path / "student"
+    train(TrainArgs(data=[str(small_posts)], out=str(out), teachers=[str(targets)], epochs=1, max_length=32))
+    assert json.loads((out / META_FILE).read_text())["training_args"]["teachers"] == [str(targets)]
+
+
 def test_the_distillation_loss_is_zero_only_when_the_student_matches_its_teacher(tiny_model):
     import torch
 
@@ -184,6 +205,32 @@ def test_distillation_options_need_a_transformer_and_a_teacher(small_posts, tmp_
         TrainArgs(data=[str(small_posts)], out=str(tmp_path / "x"), backend="sklearn", layers=2)
     with pytest.raises(ValueError, match="give a teacher"):
         TrainArgs(data=[str(small_posts)], out=str(tmp_path / "x"), distill_weight=0.8)
+
+
+def test_an_mpnet_encoder_trains_serves_and_teaches(tiny_model, small_posts, tmp_path):
+    """all-mpnet-base-v2 is an MPNet, not a BERT: a small random one stands in for it here."""
+    from transformers import AutoTokenizer, MPNetConfig, MPNetModel
+
+    from model.network import MPNetTriageModel, load_network
+    from training.args import default_base_model
+
+    base = tmp_path / "mpnet-base"
+    MPNetModel(MPNetConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, pad_token_id=0)).save_pretrained(base)
+    AutoTokenizer.from_pretrained(default_base_model()).save_pretrained(base)
+    with pytest.raises(ValueError, match="only BERT encoders"):
+        TrainArgs(data=[str(small_posts)], out=str(tmp_path / "x"), base_model=str(base), export_onnx=True)
+    out = tmp_path / "mpnet"
+    train(TrainArgs(data=[str(small_posts)], out=str(out), base_model=str(base), epochs=1, max_length=32))
+    model, info = MPNetTriageModel.from_pretrained(out, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert isinstance(load_network(out), MPNetTriageModel)
+    assert Predictor.from_pretrained(out).predict(["my order never arrived"])[0]["intent"]
+    # A BERT student learns from it.
+    student = tmp_path / "student"
+    train(TrainArgs(data=[str(small_posts)], out=str(student), init_from=str(tiny_model), teachers=[str(out)],
+                    epochs=1, max_length=32))
+    assert Predictor.from_pretrained(student).predict(["my order never arrived"])[0]["intent"]
 
 
 def test_export_onnx_makes_openvino_the_folders_backend(monkeypatch, small_posts, tmp_path):

@@ -84,12 +84,20 @@ class TrainArgs:
             if value is not None and not Path(value).is_dir():
                 raise ValueError(f"{name}: {value} is not a folder")
         for teacher in self.teachers:
-            if not (Path(teacher) / "triage.json").is_file():
-                raise ValueError(f"teacher: {teacher} is not a model folder (no triage.json)")
+            if not ((Path(teacher) / "triage.json").is_file() or Path(teacher).suffix == ".parquet"
+                    and Path(teacher).is_file()):
+                raise ValueError(f"teacher: {teacher} is neither a model folder (no triage.json) nor a .parquet "
+                                 "file of targets from `python -m training teach`")
         if self.backend != "transformer" and (self.teachers or self.layers):
             raise ValueError("teacher, layers: only the transformer backend has teachers or layers")
         if self.distill_weight != 0.5 and not self.teachers:
             raise ValueError("distill_weight: give a teacher to distill from")
+        if self.backend == "transformer":  # before training, not after it
+            from model.network import TriageModel, network_class
+
+            start = network_class(self.init_from or self.base_model)
+            if self.export_onnx and start is not TriageModel:
+                raise ValueError("export_onnx: only BERT encoders (the default MiniLM) export to ONNX")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -81,8 +81,8 @@ def train(
     out: Annotated[Path, typer.Option(help="Model folder to write, e.g. models/NAME.")],
     backend: Annotated[str, typer.Option(help="'transformer' (fine-tuned encoder) or "
                                               "'sklearn' (TF-IDF baseline).")] = "transformer",
-    base_model: Annotated[Path | None, typer.Option(help="Local BERT-like checkpoint folder; "
-                                                         "default: the bundled MiniLM.")] = None,
+    base_model: Annotated[Path | None, typer.Option(help="Local BERT or MPNet checkpoint folder "
+                                                         "(e.g. all-mpnet-base-v2); default: the bundled MiniLM.")] = None,
     init_from: Annotated[Path | None, typer.Option(help="Continue from an earlier model folder "
                                                         "(same or extended labels).")] = None,
     text_column: Annotated[str, typer.Option(help="Column holding the post text.")] = "text",
@@ -109,8 +109,9 @@ def train(
                                                    "OpenVINO (bf16 where the CPU runs it faster than fp32).")] = False,
     precision: Annotated[str, typer.Option(help="auto: bf16 mixed precision on a GPU that has it, else fp32 "
                                                 "(bf16 on CPUs scored lower on real tweets); or fp32, bf16.")] = "auto",
-    teacher: Annotated[list[Path], typer.Option(help="Trained model folder to learn from as well as the labels "
-                                                     "(distillation); repeat for an ensemble.")] = [],
+    teacher: Annotated[list[Path], typer.Option(help="Trained model folder, or its targets file from `teach`, to "
+                                                     "learn from as well as the labels (distillation); repeat "
+                                                     "for an ensemble.")] = [],
     distill_weight: Annotated[float, typer.Option(help="Share of the loss from the teachers' predictions.")] = 0.5,
     layers: Annotated[int | None, typer.Option(help="Keep this many encoder layers of the starting model, evenly "
                                                     "spaced (a smaller, faster student).")] = None,
@@ -137,6 +138,34 @@ def train(
     except (ValueError, FileExistsError, OSError) as e:
         _fail(str(e))
     print(f"wall time: {time.time() - started:.0f} s")
+
+
+@app.command()
+def teach(
+    teacher: Annotated[list[Path], typer.Option(help="Trained model folder; repeat for an ensemble.")],
+    data: Annotated[list[Path], typer.Option("--data", help="The labeled training file(s) to score; repeat for more.")],
+    out: Annotated[Path, typer.Option(help="Targets file to write (.parquet).")],
+    text_column: Annotated[str, typer.Option(help="Column holding the post text.")] = "text",
+):
+    """Write the teachers' soft targets for every post, so `train --teacher FILE` distills without them."""
+    from model.text import normalize
+
+    from .data import Columns, DataError, load_posts
+    from .transformer import write_targets
+
+    if out.suffix != ".parquet":
+        _fail(f"--out {out}: write a .parquet file")
+    for t in teacher:
+        if not (t / "triage.json").is_file():
+            _fail(f"--teacher {t} is not a model folder (no triage.json)")
+    started = time.time()
+    try:
+        posts = load_posts(data, Columns(text=text_column))
+        texts = list(dict.fromkeys(posts["text"].map(normalize)))
+        write_targets([str(t) for t in teacher], texts, out)
+    except (DataError, ValueError, OSError) as e:
+        _fail(str(e))
+    print(f"wrote soft targets for {len(texts)} posts to {out} in {time.time() - started:.0f} s")
 
 
 @app.command("export-onnx")

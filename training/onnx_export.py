@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from model import META_FILE, read_metadata
-from model.network import TriageModel
+from model.network import TriageModel, network_class
 
 SMOOTH_ALPHA = 0.8
 CALIBRATION_POSTS = 1024
@@ -138,6 +138,8 @@ def export_onnx(folder: str | Path, quantize: bool = True, serve: tuple[str, str
     meta = read_metadata(folder)
     if meta["backend"] != "torch":
         raise ValueError(f"{folder} holds a {meta['backend']} model; only transformer models export to ONNX")
+    if network_class(folder) is not TriageModel:
+        raise ValueError(f"{folder}: only BERT encoders (the default MiniLM) export to ONNX; serve this one with torch")
     fp32 = folder / "model.onnx"
     model = TriageModel.from_pretrained(folder).eval()
     _export(model, fp32)

@@ -27,13 +27,13 @@ from eval.metrics import intent_metrics, urgency_metrics
 from model import read_metadata
 from model.backends import load_backend
 from model.calibration import softmax
-from model.network import DISTILL_T, TriageModel, urgency_probs
+from model.network import DISTILL_T, TriageHeads, TriageModel, load_network, network_class, urgency_probs
 from model.predictor import urgency_level
 
 from .args import TrainArgs
 
 
-def load_start(args: TrainArgs, labels: list[str]) -> TriageModel:
+def load_start(args: TrainArgs, labels: list[str]) -> TriageHeads:
     """The base encoder with fresh heads, or an earlier model whose label rows are carried over."""
     id2label = dict(enumerate(labels))
     label2id = {label: i for i, label in id2label.items()}
@@ -41,12 +41,12 @@ def load_start(args: TrainArgs, labels: list[str]) -> TriageModel:
         config = AutoConfig.from_pretrained(args.base_model, num_labels=len(labels), id2label=id2label,
                                             label2id=label2id)
         config.urgency_levels = 4
-        return TriageModel.from_pretrained(args.base_model, config=config)
-    old = TriageModel.from_pretrained(args.init_from)
+        return network_class(args.base_model).from_pretrained(args.base_model, config=config)
+    old = load_network(args.init_from)
     old_labels = [old.config.id2label[i] for i in range(old.config.num_labels)]
     if old_labels == labels:
         return old
-    model = TriageModel.from_pretrained(args.init_from, num_labels=len(labels), id2label=id2label,
+    model = load_network(args.init_from, num_labels=len(labels), id2label=id2label,
                                         label2id=label2id, ignore_mismatched_sizes=True)
     with torch.no_grad():
         for i, label in enumerate(labels):
@@ -59,34 +59,82 @@ def load_start(args: TrainArgs, labels: list[str]) -> TriageModel:
     return model
 
 
-def keep_layers(model: TriageModel, n: int) -> None:
+def keep_layers(model: TriageHeads, n: int) -> None:
     """Keep `n` of the encoder's layers, evenly spaced and ending with the top one (a smaller student)."""
-    layers = model.bert.encoder.layer
+    layers = model.base_model.encoder.layer
     if n > len(layers):
         raise ValueError(f"layers: the starting model has {len(layers)} layers, cannot keep {n}")
     keep = [round((i + 1) * len(layers) / n) - 1 for i in range(n)]
-    model.bert.encoder.layer = torch.nn.ModuleList(layers[i] for i in keep)
+    model.base_model.encoder.layer = torch.nn.ModuleList(layers[i] for i in keep)
     model.config.num_hidden_layers = n
     print(f"student: encoder layers {keep} of {len(layers)}")
 
 
 def teacher_targets(teachers: list[str], labels: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The teachers' mean intent probabilities (softened by DISTILL_T) and mean P(level > k) per post."""
+    """The teachers' mean intent probabilities (softened by DISTILL_T) and mean P(level > k) per post.
+
+    A teacher is a model folder, scored here, or a file of its targets written by `python -m training teach`.
+    """
     probs, above = [], []
     for path in teachers:
-        meta = read_metadata(path)
-        if meta["backend"] != "torch":  # a baseline's log-probabilities and flat urgency are no teacher
-            raise ValueError(f"teacher {path} is a {meta['backend']} model; teachers are transformer models")
-        if meta["labels"] != labels:
-            raise ValueError(f"teacher {path} has intents {meta['labels']}, the data has {labels}")
-        logits, levels = load_backend("torch", Path(path))(texts)
-        probs.append(softmax(logits, DISTILL_T))
-        above.append(1 - np.cumsum(levels, axis=1)[:, :-1])
+        p, a = read_targets(path, labels, texts) if Path(path).is_file() else model_targets(path, labels, texts)
+        probs.append(p)
+        above.append(a)
         print(f"teacher {path}: soft targets for {len(texts)} posts")
     return np.mean(probs, axis=0), np.clip(np.mean(above, axis=0), 0, 1)
 
 
-def init_urgency_thresholds(model: TriageModel, urgency: np.ndarray) -> None:
+def model_targets(path: str, labels: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    from tqdm.auto import tqdm
+
+    meta = read_metadata(path)
+    if meta["backend"] != "torch":  # a baseline's log-probabilities and flat urgency are no teacher
+        raise ValueError(f"teacher {path} is a {meta['backend']} model; teachers are transformer models")
+    if meta["labels"] != labels:
+        raise ValueError(f"teacher {path} has intents {meta['labels']}, the data has {labels}")
+    backend = load_backend("torch", Path(path))
+    logits, levels = [], []
+    with tqdm(total=len(texts), desc=f"teacher {Path(path).name}", unit="post") as bar:
+        for start in range(0, len(texts), 1024):
+            chunk = texts[start:start + 1024]
+            out = backend(chunk)
+            logits.append(out[0])
+            levels.append(out[1])
+            bar.update(len(chunk))
+    levels = np.concatenate(levels)
+    return softmax(np.concatenate(logits), DISTILL_T), 1 - np.cumsum(levels, axis=1)[:, :-1]
+
+
+def write_targets(teachers: list[str], texts: list[str], out: Path) -> pd.DataFrame:
+    """The teachers' soft targets for `texts` as a file that `train --teacher FILE` reads."""
+    labels = read_metadata(teachers[0])["labels"]
+    probs, above = teacher_targets(teachers, labels, texts)
+    frame = pd.DataFrame({"text": texts, **{f"p_{label}": probs[:, i] for i, label in enumerate(labels)},
+                          **{f"above_{k}": above[:, k] for k in range(above.shape[1])}})
+    frame.attrs = {"temperature": DISTILL_T, "teachers": [read_metadata(t)["version"] for t in teachers]}
+    frame.to_parquet(out, index=False)
+    return frame
+
+
+def read_targets(path: str, labels: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    frame = pd.read_parquet(path)
+    names = [f"p_{label}" for label in labels]
+    held = [c[2:] for c in frame.columns if c.startswith("p_")]
+    if held != labels:
+        raise ValueError(f"teacher {path} has intents {held}, the data has {labels}")
+    if frame.attrs.get("temperature") != DISTILL_T:
+        raise ValueError(f"teacher {path} was softened at temperature {frame.attrs.get('temperature')}, "
+                         f"training uses {DISTILL_T}; write it again with `python -m training teach`")
+    frame = frame.drop_duplicates("text").set_index("text")
+    missing = [t for t in texts if t not in frame.index]
+    if missing:
+        raise ValueError(f"teacher {path} has no targets for {len(missing)} of {len(texts)} training posts "
+                         f"(e.g. {missing[0][:60]!r}); write it again with `python -m training teach`")
+    rows = frame.loc[texts]
+    return rows[names].to_numpy(), rows[[c for c in frame.columns if c.startswith("above_")]].to_numpy()
+
+
+def init_urgency_thresholds(model: TriageHeads, urgency: np.ndarray) -> None:
     """Start each threshold at the logit of the training share above it.
 
     Adam moves a parameter by about the learning rate per step, so thresholds left at a generic start
@@ -100,7 +148,7 @@ def init_urgency_thresholds(model: TriageModel, urgency: np.ndarray) -> None:
         model.urgency_bias.copy_(torch.tensor(np.log(above / (1 - above)), dtype=torch.float32))
 
 
-def head_optimizer(model: TriageModel, args: TrainArgs) -> torch.optim.Optimizer:
+def head_optimizer(model: TriageHeads, args: TrainArgs) -> torch.optim.Optimizer:
     """AdamW with a larger learning rate for the freshly initialised heads than for the encoder."""
     heads, decay, no_decay = [], [], []
     for name, param in model.named_parameters():
@@ -209,10 +257,11 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
         return
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    # The pipeline loads the folder as a plain sequence classifier and ignores the urgency head.
-    config = json.loads((out / "config.json").read_text())
-    config["architectures"] = ["BertForSequenceClassification"]
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    if isinstance(model, TriageModel):
+        # The pipeline loads a BERT folder as a plain sequence classifier and ignores the urgency head.
+        config = json.loads((out / "config.json").read_text())
+        config["architectures"] = ["BertForSequenceClassification"]
+        (out / "config.json").write_text(json.dumps(config, indent=2))
     import shutil
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
