@@ -253,5 +253,6 @@ Rows: {meta['rows']['train']} train, {meta['rows']['validation']} validation, {m
 from model import Predictor
 Predictor.from_pretrained("{meta['name']}").predict("@airline my bag is lost")
 ```
-`transformers.pipeline("text-classification", model=DIR)` gives the intent (uncalibrated) and ignores urgency.
+With a BERT encoder (the default MiniLM), `transformers.pipeline("text-classification", model=DIR)` gives the
+intent (uncalibrated) and ignores urgency; an MPNet folder loads only with the predictor.
 """
