@@ -46,8 +46,8 @@ def load_start(args: TrainArgs, labels: list[str]) -> TriageHeads:
     old_labels = [old.config.id2label[i] for i in range(old.config.num_labels)]
     if old_labels == labels:
         return old
-    model = load_network(args.init_from, num_labels=len(labels), id2label=id2label,
-                                        label2id=label2id, ignore_mismatched_sizes=True)
+    model = load_network(args.init_from, num_labels=len(labels), id2label=id2label, label2id=label2id,
+                         ignore_mismatched_sizes=True)
     with torch.no_grad():
         for i, label in enumerate(labels):
             if label in old_labels:
