@@ -155,9 +155,6 @@ def teach(
 
     if out.suffix != ".parquet":
         _fail(f"--out {out}: write a .parquet file")
-    for t in teacher:
-        if not (t / "triage.json").is_file():
-            _fail(f"--teacher {t} is not a model folder (no triage.json)")
     started = time.time()
     try:
         posts = load_posts(data, Columns(text=text_column))

@@ -27,7 +27,7 @@ from eval.metrics import intent_metrics, urgency_metrics
 from model import read_metadata
 from model.backends import load_backend
 from model.calibration import softmax
-from model.network import DISTILL_T, TriageHeads, TriageModel, load_network, network_class, urgency_probs
+from model.network import DISTILL_T, TriageHeads, TriageModel, load_network, urgency_probs
 from model.predictor import urgency_level
 
 from .args import TrainArgs
@@ -41,7 +41,7 @@ def load_start(args: TrainArgs, labels: list[str]) -> TriageHeads:
         config = AutoConfig.from_pretrained(args.base_model, num_labels=len(labels), id2label=id2label,
                                             label2id=label2id)
         config.urgency_levels = 4
-        return network_class(args.base_model).from_pretrained(args.base_model, config=config)
+        return load_network(args.base_model, config=config)
     old = load_network(args.init_from)
     old_labels = [old.config.id2label[i] for i in range(old.config.num_labels)]
     if old_labels == labels:
@@ -107,11 +107,12 @@ def model_targets(path: str, labels: list[str], texts: list[str]) -> tuple[np.nd
 
 def write_targets(teachers: list[str], texts: list[str], out: Path) -> pd.DataFrame:
     """The teachers' soft targets for `texts` as a file that `train --teacher FILE` reads."""
-    labels = read_metadata(teachers[0])["labels"]
+    metas = [read_metadata(t) for t in teachers]  # every folder checked before any is scored
+    labels = metas[0]["labels"]
     probs, above = teacher_targets(teachers, labels, texts)
     frame = pd.DataFrame({"text": texts, **{f"p_{label}": probs[:, i] for i, label in enumerate(labels)},
                           **{f"above_{k}": above[:, k] for k in range(above.shape[1])}})
-    frame.attrs = {"temperature": DISTILL_T, "teachers": [read_metadata(t)["version"] for t in teachers]}
+    frame.attrs = {"temperature": DISTILL_T, "teachers": [m["version"] for m in metas]}
     frame.to_parquet(out, index=False)
     return frame
 
