@@ -163,6 +163,48 @@ def test_a_student_keeps_fewer_layers_and_learns_from_its_teacher(tiny_model, sk
         teacher_targets([str(sklearn_model)], Predictor.from_pretrained(tiny_model).labels, texts)
 
 
+def test_frozen_layers_keep_their_starting_weights(tiny_model, small_posts, tmp_path):
+    from safetensors.torch import load_file
+
+    def run(name, share):
+        train(TrainArgs(data=[str(small_posts)], out=str(tmp_path / name), init_from=str(tiny_model),
+                        freeze_layers=1, epochs=1, max_length=32, pretrained_share=share))
+        return load_file(tmp_path / name / "model.safetensors")
+
+    before, trained, mixed = load_file(tiny_model / "model.safetensors"), run("trained", 0.0), run("mixed", 0.25)
+    same = {name for name in before if before[name].equal(mixed[name])}
+    assert {n for n in before if ".embeddings." in n or ".layer.0." in n} <= same
+    assert not {n for n in before if ".layer.1." in n or n.startswith("classifier")} & same
+    # The same seed trained the same weights; the mix moved the encoder a quarter of the way back, not the heads.
+    name = next(n for n in before if ".layer.1." in n and n.endswith("weight"))
+    assert np.allclose(mixed[name], 0.75 * trained[name] + 0.25 * before[name], atol=1e-6)
+    assert mixed["classifier.weight"].equal(trained["classifier.weight"])
+    assert json.loads((tmp_path / "mixed" / META_FILE).read_text())["training_args"]["pretrained_share"] == 0.25
+    with pytest.raises(ValueError, match="cannot freeze 99"):
+        train(TrainArgs(data=[str(small_posts)], out=str(tmp_path / "x"), init_from=str(tiny_model),
+                        freeze_layers=99, epochs=1))
+
+
+def test_mixing_moves_the_encoder_toward_its_start_and_keeps_the_heads(tiny_model):
+    import torch
+
+    from model.network import TriageModel
+    from training.transformer import mix_start
+
+    model = TriageModel.from_pretrained(tiny_model)
+    start = {k: v.clone() for k, v in model.base_model.state_dict().items()}
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(1.0)
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    mix_start(model, start, 0.25)
+    for name, value in model.state_dict().items():
+        if name.startswith("bert.") and value.is_floating_point():
+            assert torch.allclose(value, 0.75 * trained[name] + 0.25 * start[name[5:]], atol=1e-6), name
+        else:
+            assert value.equal(trained[name]), name
+
+
 def test_a_targets_file_teaches_as_its_model_does(tiny_model, small_posts, tmp_path):
     from model.text import normalize
     from training.transformer import teacher_targets

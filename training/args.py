@@ -46,6 +46,8 @@ class TrainArgs:
     teachers: list[str] = field(default_factory=list)
     distill_weight: float = 0.5
     layers: int | None = None
+    freeze_layers: int | None = None
+    pretrained_share: float = 0.0
 
     def __post_init__(self):
         if not self.data:
@@ -66,6 +68,8 @@ class TrainArgs:
             ("urgency_recall", 0 <= self.urgency_recall <= 1, "must be between 0 and 1"),
             ("distill_weight", 0 <= self.distill_weight <= 1, "must be between 0 and 1"),
             ("layers", self.layers is None or self.layers >= 1, "must be >= 1"),
+            ("freeze_layers", self.freeze_layers is None or self.freeze_layers >= 0, "must be >= 0"),
+            ("pretrained_share", 0 <= self.pretrained_share < 1, "must be in [0, 1)"),
         ]
         for name, ok, why in checks:
             if not ok:
@@ -88,8 +92,10 @@ class TrainArgs:
                     and Path(teacher).is_file()):
                 raise ValueError(f"teacher: {teacher} is neither a model folder (no triage.json) nor a .parquet "
                                  "file of targets from `python -m training teach`")
-        if self.backend != "transformer" and (self.teachers or self.layers):
-            raise ValueError("teacher, layers: only the transformer backend has teachers or layers")
+        if self.backend != "transformer" and (self.teachers or self.layers or self.freeze_layers is not None
+                                              or self.pretrained_share):
+            raise ValueError("teacher, layers, freeze_layers, pretrained_share: only the transformer backend has "
+                             "teachers, layers, frozen layers or a pretrained share")
         if self.distill_weight != 0.5 and not self.teachers:
             raise ValueError("distill_weight: give a teacher to distill from")
         if self.backend == "transformer":  # before training, not after it

@@ -115,6 +115,13 @@ def train(
     distill_weight: Annotated[float, typer.Option(help="Share of the loss from the teachers' predictions.")] = 0.5,
     layers: Annotated[int | None, typer.Option(help="Keep this many encoder layers of the starting model, evenly "
                                                     "spaced (a smaller, faster student).")] = None,
+    freeze_layers: Annotated[int | None, typer.Option(help="Keep the embeddings and this many of the lowest "
+                                                           "encoder layers as the starting model has them "
+                                                           "(0: the embeddings only).")] = None,
+    pretrained_share: Annotated[float, typer.Option(help="After training, mix this share of the starting encoder's "
+                                                         "weights (the base model's, or the --init-from folder's) "
+                                                         "back into the trained one (weight-space ensembling; 0.2 "
+                                                         "in `make model`).")] = 0.0,
 ):
     """Train a model folder from labeled posts, evaluate it and print the scores."""
     from .args import TrainArgs
@@ -133,7 +140,8 @@ def train(
                          min_per_class=min_per_class, thresholds=_parse_thresholds(threshold),
                          overwrite=overwrite, export_onnx=export_onnx, precision=precision,
                          urgency_recall=urgency_recall, teachers=[str(t) for t in teacher],
-                         distill_weight=distill_weight, layers=layers)
+                         distill_weight=distill_weight, layers=layers,
+                         freeze_layers=freeze_layers, pretrained_share=pretrained_share)
         run(args)
     except (ValueError, FileExistsError, OSError) as e:
         _fail(str(e))

@@ -220,6 +220,8 @@ def model_card(meta: dict) -> str:
             rows.append(f"| {split_name} | {k} | {v:.3f} |")
     refit = (" (the final fit learned from train and validation; the validation figures are from the fit on "
              "train alone)") if meta["backend"] == "sklearn" else ""
+    share = meta["training_args"].get("pretrained_share", 0)
+    mixed = f", with {share:.0%} of the starting encoder's weights mixed back in after training" if share else ""
     data = "\n".join(f"- `{d['path']}`: {d['rows']} rows, sha256 `{d['sha256'][:16]}…`" for d in meta["data"])
     return f"""---
 library_name: transformers
@@ -229,7 +231,7 @@ tags: [social-triage]
 # {meta['name']} ({meta['version']})
 
 Social Triage classifier: intent ({', '.join(meta['labels'])}) and urgency (0-3) of social media posts,
-from one forward pass. Backend: `{meta['backend']}`. Base model: `{meta['base_model']}`.
+from one forward pass. Backend: `{meta['backend']}`. Base model: `{meta['base_model']}`{mixed}.
 Created {meta['created']} in {meta['train_seconds']:.0f} s.
 
 ## Evaluation

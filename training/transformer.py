@@ -70,6 +70,30 @@ def keep_layers(model: TriageHeads, n: int) -> None:
     print(f"student: encoder layers {keep} of {len(layers)}")
 
 
+def freeze(model: TriageHeads, n: int) -> None:
+    """Keep the embeddings and the lowest `n` encoder layers at their starting weights."""
+    layers = model.base_model.encoder.layer
+    if n > len(layers):
+        raise ValueError(f"freeze_layers: the model has {len(layers)} encoder layers, cannot freeze {n}")
+    for module in [model.base_model.embeddings, *layers[:n]]:
+        module.requires_grad_(False)
+    print(f"frozen: the embeddings and {n} of {len(layers)} encoder layers")
+
+
+def mix_start(model: TriageHeads, start: dict[str, torch.Tensor], share: float) -> None:
+    """Move the trained encoder back toward its starting weights: (1 - share) * trained + share * start.
+
+    Weight-space ensembling (Wortsman et al., "Robust fine-tuning of zero-shot models", 2022): the starting
+    encoder has read far more kinds of text than our written posts, and a share of it back made the default
+    model better on real tweets it never saw (docs/results.md, session 11). The heads stay as trained.
+    """
+    with torch.no_grad():
+        for name, param in model.base_model.named_parameters():
+            if name in start:  # frozen weights are not in it: they stay exactly as they started
+                param.mul_(1 - share).add_(start[name].to(param.device), alpha=share)
+    print(f"encoder: {share:.0%} of the starting weights mixed back in")
+
+
 def teacher_targets(teachers: list[str], labels: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The teachers' mean intent probabilities (softened by DISTILL_T) and mean P(level > k) per post.
 
@@ -153,6 +177,8 @@ def head_optimizer(model: TriageHeads, args: TrainArgs) -> torch.optim.Optimizer
     """AdamW with a larger learning rate for the freshly initialised heads than for the encoder."""
     heads, decay, no_decay = [], [], []
     for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
         if name.startswith(("classifier", "urgency_")):
             heads.append(param)
         elif param.ndim < 2 or "LayerNorm" in name:
@@ -192,6 +218,10 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
     model = load_start(args, labels)
     if args.layers:
         keep_layers(model, args.layers)
+    if args.freeze_layers is not None:
+        freeze(model, args.freeze_layers)
+    start = ({name: param.detach().clone() for name, param in model.base_model.named_parameters()
+              if param.requires_grad} if args.pretrained_share else None)
     weights = compute_class_weight("balanced", classes=np.arange(len(labels)), y=train_df["label"].to_numpy())
     weights = {"balanced": weights, "sqrt": np.sqrt(weights), "none": np.ones_like(weights)}[args.class_weights]
     model.class_weights = torch.tensor(weights, dtype=torch.float32)
@@ -256,6 +286,8 @@ def fit_transformer(args: TrainArgs, labels: list[str], train_df: pd.DataFrame, 
     trainer.train()
     if not trainer.is_world_process_zero():
         return
+    if start is not None:
+        mix_start(trainer.model, start, args.pretrained_share)
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     if isinstance(model, TriageModel):
