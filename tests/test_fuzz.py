@@ -34,9 +34,13 @@ def predictor(sklearn_model):
 
 
 @pytest.fixture
-def schema(predictor, tmp_path):
+def schema(predictor, tmp_path, monkeypatch):
     # A new app per test: schemathesis ends the app's lifespan when a test ends. model_dir is an empty
-    # folder, so a reload that names no folder is refused (422).
+    # folder, so a reload that names no folder is refused (422). Hypothesis also tries string constants from our
+    # code, "models/default" among them: run from the empty folder, so that it is refused too rather than
+    # loading the real model, which took more than the client's 10 s on a slow CPU (tests/test_faults.py
+    # reloads real folders).
+    monkeypatch.chdir(tmp_path)
     app = create_app(Settings(model_dir=tmp_path), predictor=predictor)
     return schemathesis.openapi.from_asgi("/openapi.json", app, config=SchemathesisConfig.from_dict(CONFIG))
 
